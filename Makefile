@@ -44,7 +44,7 @@ test: setup
 
 # The main job: the offline `ci` task suite, scored for CREPE (real weights), the
 # fbank floor (weight-free) and fusion_cat on tiny RANDOM fixture checkpoints.
-PROBE ?= --grid-points 1 --probe-grid faster
+PROBE ?= --grid-points 2 --probe-grid fast
 demo: setup
 	$(VENV)/bin/hear-gura fixtures $(DEMO)/fixtures
 	$(VENV)/bin/hear-validator hear_gura.fusion_cat -m $(DEMO)/fixtures/checkpoints.json

@@ -171,18 +171,41 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def run_worker(device: str, impl: str, ensemble: str, case: str, manifest: Path | None, options: dict,
-               save: Path | None = None) -> dict:
+               save: Path | None = None, timeout: float | None = None) -> dict:
+    """One measurement in a fresh process. Past ``timeout`` seconds the process is
+    killed and the result says so, with the peak RSS it had reached (CPU)."""
     command = [sys.executable, __file__, "--worker", "--device", device, "--impl", impl, "--ensemble", ensemble,
                "--case", case, "--options", json.dumps(options)]
     if manifest:
         command += ["--manifest", str(manifest)]
     if save:
         command += ["--save", str(save)]
-    result = subprocess.run(command, capture_output=True, text=True)
-    lines = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    start, peak_mb = time.perf_counter(), 0.0
+    while process.poll() is None:
+        peak_mb = max(peak_mb, _vm_hwm_mb(process.pid))
+        if timeout and time.perf_counter() - start > timeout:
+            process.kill()
+            process.communicate()
+            return {"error": f"timed out after {timeout:.0f} s (killed); peak RSS so far {peak_mb:.0f} MB",
+                    "seconds": None, "peak_mb": peak_mb or None, "timed_out": True}
+        time.sleep(0.5)
+    stdout, stderr = process.communicate()
+    lines = [l for l in stdout.splitlines() if l.startswith("RESULT ")]
     if not lines:
-        return {"error": (result.stderr.strip().splitlines() or ["killed"])[-1][:300], "seconds": None, "peak_mb": None}
+        return {"error": (stderr.strip().splitlines() or ["killed"])[-1][:300], "seconds": None, "peak_mb": None}
     return json.loads(lines[-1][7:])
+
+
+def _vm_hwm_mb(pid: int) -> float:
+    """Peak resident set size of a live process (Linux ``VmHWM``), in MB; 0 where unknown."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
 
 
 # ------------------------------------------------------------------- measures
@@ -258,6 +281,9 @@ def main() -> None:
     parser.add_argument("--json", help="write every figure to this file")
     parser.add_argument("--layers", type=int, help="cut SSL depth to N layers (default: full depth)")
     parser.add_argument("--c-layers", type=int, default=2, help="SSL depth for case (c) (default 2)")
+    parser.add_argument("--naive-timeout", type=float, default=600,
+                        help="kill the naive reference of case (c) after this many seconds and report the "
+                             "peak RSS it had reached (default 600)")
     parser.add_argument("--cases", default="a,b,c,d,grid,flops", help="comma-separated subset")
     parser.add_argument("--ensembles", default="fusion_cat,cat,crepe")
     parser.add_argument("--checkpoints", default="bench_checkpoints", help="cache folder for random checkpoints")
@@ -294,7 +320,8 @@ def main() -> None:
                 case_manifest = write_checkpoints(root / f"layers-{args.c_layers}", args.c_layers)
             key = f"{ensemble}.{KEYS[case]}"
             ours = run_worker(args.device, "hear_gura", ensemble, case, case_manifest, {}, tmp / "ours.pt")
-            naive = run_worker(args.device, "naive", ensemble, case, case_manifest, {}, tmp / "naive.pt")
+            naive = run_worker(args.device, "naive", ensemble, case, case_manifest, {}, tmp / "naive.pt",
+                               timeout=args.naive_timeout if case == "c" else None)
             entry = {"ours_s": ours["seconds"], "naive_s": naive["seconds"], "ours_peak_mb": ours["peak_mb"],
                      "naive_peak_mb": naive["peak_mb"], "ours_baseline_mb": ours.get("baseline_mb"),
                      "naive_baseline_mb": naive.get("baseline_mb"), "naive_error": naive.get("error"),
@@ -309,6 +336,15 @@ def main() -> None:
                 figures[f"{key}.{name}"] = value
             print(f"{key}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                          for k, v in entry.items() if v is not None), flush=True)
+    for ensemble in args.ensembles.split(","):  # the memory targets, as ratios
+        b, c = figures.get(f"{ensemble}.clip60s.ours_peak_mb"), figures.get(f"{ensemble}.clip600s.ours_peak_mb")
+        naive_b = figures.get(f"{ensemble}.clip60s.naive_peak_mb")
+        if b and naive_b:
+            figures[f"{ensemble}.clip60s.peak_reduction"] = 1 - b / naive_b
+            print(f"{ensemble}: peak RSS on (b) {100 * (1 - b / naive_b):.0f}% below the naive reference", flush=True)
+        if b and c:
+            figures[f"{ensemble}.clip600s.peak_vs_clip60s"] = c / b
+            print(f"{ensemble}: peak RSS on (c) = {c / b:.2f}x that on (b)", flush=True)
     if "flops" in cases:
         measured = ssl_flops_per_second(manifest, args.device)
         measured["fraction_of_peak"] = measured["gflop_per_s"] / peak

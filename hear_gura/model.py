@@ -12,14 +12,14 @@ from __future__ import annotations
 import contextlib
 import warnings
 from dataclasses import dataclass
-from typing import ContextManager, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import ContextManager, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
 from hear_gura.align import align_time, resample_features
 from hear_gura.ensemble import EnsembleConfig
 from hear_gura.errors import ConfigError
-from hear_gura.fusion import fuse, fused_width
+from hear_gura.fusion import fuse_stream, fused_width
 from hear_gura.layers import LayerSelection, parse_layer_choice
 from hear_gura.manifest import Manifest
 from hear_gura.members.base import Member, build_member
@@ -121,7 +121,28 @@ def run_members(
                     count = member.frame_grid(size, hop).count
                     features[(name, hop, selection, size)] = whole[rows, :count] if padded else whole
 
-    # 2. Per head: feature alignment, time alignment, fusion.
+    # 2. Per head: feature alignment, time alignment, fusion. A member's features
+    # are released after the last head that needs them (long clips: memory).
+    uses: Dict[Tuple[str, Optional[int], LayerSelection, int], int] = {}
+    for head in heads:
+        for name, member in members.items():
+            for size in groups:
+                key = (name, member_hop(member, head), head.selections[name], size)
+                uses[key] = uses.get(key, 0) + 1
+
+    def aligned_features(head: Head, size: int, target: FrameGrid) -> Iterator[torch.Tensor]:
+        for name, member in members.items():
+            hop = member_hop(member, head)
+            key = (name, hop, head.selections[name], size)
+            x = features[key]
+            uses[key] -= 1
+            if uses[key] == 0:
+                del features[key]
+            if head.target_width is not None:
+                x = resample_features(x, head.target_width)
+            yield align_time(x, member.frame_grid(size, hop), target, head.config.time_align).float()
+            del x
+
     results = []
     for head in heads:
         grid_member = members[head.grid_name]
@@ -129,14 +150,7 @@ def run_members(
         frames: ClipFrames = [None] * batch  # type: ignore[list-item]
         for size, rows in groups.items():
             target = grid_member.frame_grid(size, grid_hop)
-            aligned = []
-            for name, member in members.items():
-                hop = member_hop(member, head)
-                x = features[(name, hop, head.selections[name], size)]
-                if head.target_width is not None:
-                    x = resample_features(x, head.target_width)
-                aligned.append(align_time(x, member.frame_grid(size, hop), target, head.config.time_align).float())
-            fused = fuse(aligned, head.config.fusion)
+            fused = fuse_stream(aligned_features(head, size, target), len(members), head.config.fusion)
             for position, row in enumerate(rows):
                 frames[row] = (fused[position], target)
         results.append(frames)

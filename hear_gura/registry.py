@@ -7,6 +7,7 @@ onto the other). ``$HEAR_GURA_ENSEMBLES`` may name another folder.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from functools import lru_cache
@@ -52,3 +53,16 @@ def load_ensemble(name: str) -> EnsembleConfig:
     except json.JSONDecodeError as err:
         raise ConfigError(f"ensemble file {path} is not valid JSON: {err}") from None
     return EnsembleConfig.from_dict(name, data)
+
+
+def ensemble_fingerprint(name: str) -> str:
+    """A short hash of what an ensemble file declares (its ``description`` excluded).
+
+    The evaluation harness records it with every cell, so a cell computed under
+    an older definition of the ensemble is redone rather than trusted.
+    """
+    load_ensemble(name)  # validates the name and the file
+    data = json.loads((ensembles_dir() / f"{name}.json").read_text(encoding="utf-8"))
+    data.pop("description", None)
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import math
+import shutil
 import struct
 from pathlib import Path
 from typing import Dict, List
@@ -347,3 +348,23 @@ def test_evaluate_grid_embeds_each_task_with_one_member_pass(tmp_path, tasks_dir
     assert calls == [f"--module {SCENE}", f"predictions {SCENE}", f"predictions {SCENE}"]
     rows = read_csv(tmp_path / "out" / "results.csv")
     assert len(rows) == 2 and all(r["score"] for r in rows)
+
+
+def test_a_changed_ensemble_definition_is_a_different_cell(evaluated, tmp_path, monkeypatch):
+    from hear_gura.registry import ensemble_fingerprint, ensembles_dir
+
+    out, _, _ = evaluated
+    records = [json.loads(p.read_text()) for p in (out / "cells" / "crepe").glob("*.json")]
+    assert records and all(r["embedding"]["definition"] == ensemble_fingerprint("crepe") for r in records)
+
+    copy = tmp_path / "ensembles"
+    shutil.copytree(ensembles_dir(), copy)
+    monkeypatch.setenv("HEAR_GURA_ENSEMBLES", str(copy))
+    before = ensemble_fingerprint("crepe")
+    data = json.loads((copy / "crepe.json").read_text())
+    data["description"] = "reworded"
+    (copy / "crepe.json").write_text(json.dumps(data))
+    assert ensemble_fingerprint("crepe") == before  # wording is not identity
+    data["crepe_scene_hop_ms"] = 100
+    (copy / "crepe.json").write_text(json.dumps(data))
+    assert ensemble_fingerprint("crepe") != before  # finished cells no longer match: they are redone

@@ -63,9 +63,9 @@ def test_crepe_member_equals_torchcrepe_embed():
 def test_s3prl_fbank_member_equals_s3prl_upstream():
     from s3prl.nn import S3PRLUpstream
 
-    member = build_member(MemberSpec("f", "s3prl", {"upstream": "fbank"}), Manifest(), False)
+    member = build_member(MemberSpec("f", "s3prl", {"upstream": "fbank_no_cmvn"}), Manifest(), False)
     audio = make_audio(1.0, batch=1, seed=4)
-    direct = S3PRLUpstream("fbank").eval()
+    direct = S3PRLUpstream("fbank_no_cmvn").eval()
     with torch.no_grad():
         expected, _ = direct(audio, torch.tensor([audio.shape[1]]))
         got = member(audio, parse_layer_choice("last", member.num_states))
@@ -131,3 +131,16 @@ def test_hf_conv_front_end_in_pieces_is_exact(manifest):
         member.conv_chunk_frames = 7  # 99 frames in 15 pieces
         pieces = member._conv_features(audio)
     assert pieces.shape == whole.shape and torch.allclose(pieces, whole, atol=1e-6)
+
+
+def test_fbank_floor_scene_embeddings_tell_tones_apart(load):
+    # s3prl's plain "fbank" upstream normalises each clip to zero mean per feature,
+    # so a mean-pooled scene embedding is ~0 whatever the sound. The ensemble uses
+    # "fbank_no_cmvn": its scene embedding must tell a low tone from a high one.
+    model = load("fbank")
+    t = torch.arange(16000) / 16000
+    tones = torch.stack([0.3 * torch.sin(2 * torch.pi * hz * t) for hz in (220.0, 220.0 * 1.02, 1760.0)])
+    scene = model.scene_embeddings(tones)
+    low, near, high = scene
+    assert (low - high).abs().max().item() > 5.0  # log-mel energies: nats, not rounding noise
+    assert (low - high).norm() > 3 * (low - near).norm()

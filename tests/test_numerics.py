@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from hear_gura.align import align_time, resample_features
 from hear_gura.errors import ConfigError
-from hear_gura.fusion import fuse, fused_width
+from hear_gura.fusion import fuse, fuse_stream, fused_width
 from hear_gura.layers import parse_layer_choice
 from hear_gura.pooling import parse_pooling, pool
 from hear_gura.timestamps import FrameGrid, padded_frame_count, ssl_frame_count
@@ -100,6 +100,22 @@ def test_fusion_rules():
     assert fused_width([1024, 1024, 1024], "cat_interleave") == 3072
     assert fused_width([1024, 1024], "cat_block") == 2048
     assert fused_width([1280], "avg") == 1280
+
+
+@pytest.mark.parametrize("method", ["avg", "cat_interleave", "cat_block"])
+def test_streamed_fusion_equals_fusion_bit_for_bit(method):
+    generator = torch.Generator().manual_seed(0)
+    outputs = [torch.randn(2, 7, 5, generator=generator) for _ in range(3)]
+    assert torch.equal(fuse_stream(iter(outputs), 3, method), fuse(outputs, method))
+    assert torch.equal(fuse_stream(iter(outputs[:1]), 1, method), outputs[0])
+    if method == "cat_block":  # any widths
+        assert fuse_stream(iter([outputs[0], outputs[1][..., :4]]), 2, method).shape == (2, 7, 9)
+    else:
+        with pytest.raises(ConfigError):
+            fuse_stream(iter([outputs[0], outputs[1][..., :4]]), 2, method)
+    if method == "cat_interleave":
+        with pytest.raises(ConfigError, match="expected 3"):
+            fuse_stream(iter(outputs[:2]), 3, method)
 
 
 def test_fusion_rejects_mismatched_widths_with_a_fix():

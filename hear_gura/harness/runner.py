@@ -13,7 +13,8 @@ in the same files heareval's runner writes. Outputs under ``OUT``::
 
 Resuming: a cell whose result file exists with the same settings is skipped.
 Embeddings are trusted only when heareval's ``.done.embeddings`` marker *and*
-our ``.embeddings.json`` record (same module, options, manifest and task folder) exist;
+our ``.embeddings.json`` record (same module, options, manifest, task folder and
+ensemble definition, :func:`hear_gura.registry.ensemble_fingerprint`) exist;
 anything else in the task's embedding folder is deleted and recomputed.
 Prediction outputs without a result file are deleted and recomputed. Every
 file of ours is written atomically, so an interrupted run leaves nothing a
@@ -36,6 +37,7 @@ from hear_gura.atomic import save_json
 from hear_gura.errors import CheckpointError, HearGuraError
 from hear_gura.harness.grid import Variant
 from hear_gura.harness.scores import TaskInfo, read_scores
+from hear_gura.registry import ensemble_fingerprint
 
 DONE_EMBEDDINGS = ".done.embeddings"
 DONE_PREDICTIONS = "prediction-done.json"
@@ -193,7 +195,7 @@ class Cell:
 
     def embedding_signature(self, settings: Settings) -> Dict[str, Any]:
         return {"module": self.variant.module, "options": self.variant.options, "manifest": settings.manifest,
-                "task": str(self.task.path)}
+                "task": str(self.task.path), "definition": ensemble_fingerprint(self.variant.ensemble)}
 
 
 @dataclass
