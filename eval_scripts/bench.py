@@ -281,6 +281,10 @@ def main() -> None:
     parser.add_argument("--json", help="write every figure to this file")
     parser.add_argument("--layers", type=int, help="cut SSL depth to N layers (default: full depth)")
     parser.add_argument("--c-layers", type=int, default=2, help="SSL depth for case (c) (default 2)")
+    parser.add_argument("--update", action="store_true",
+                        help="merge into the --json file: keep its figures, replace those measured now")
+    parser.add_argument("--impls", default="hear_gura,naive",
+                        help="which sides to run for cases a-d (default both; e.g. hear_gura to re-measure ours)")
     parser.add_argument("--naive-timeout", type=float, default=600,
                         help="kill the naive reference of case (c) after this many seconds and report the "
                              "peak RSS it had reached (default 600)")
@@ -302,7 +306,8 @@ def main() -> None:
     import torch
 
     cases = args.cases.split(",")
-    figures: dict = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
+    figures: dict = json.loads(Path(args.json).read_text()) if args.update and Path(args.json).exists() else {}
+    figures |= {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
                      "ssl_layers": args.layers or "full", "c_layers": args.c_layers,
                      "weights": "random (real-size architectures; CREPE real)"}
     root = Path(args.checkpoints)
@@ -319,19 +324,26 @@ def main() -> None:
             if case == "c" and ensemble != "crepe":
                 case_manifest = write_checkpoints(root / f"layers-{args.c_layers}", args.c_layers)
             key = f"{ensemble}.{KEYS[case]}"
-            ours = run_worker(args.device, "hear_gura", ensemble, case, case_manifest, {}, tmp / "ours.pt")
-            naive = run_worker(args.device, "naive", ensemble, case, case_manifest, {}, tmp / "naive.pt",
-                               timeout=args.naive_timeout if case == "c" else None)
+            impls = args.impls.split(",")
+            skipped = {"seconds": None, "peak_mb": None, "skipped": True}
+            ours = (run_worker(args.device, "hear_gura", ensemble, case, case_manifest, {}, tmp / "ours.pt")
+                    if "hear_gura" in impls else skipped)
+            naive = (run_worker(args.device, "naive", ensemble, case, case_manifest, {}, tmp / "naive.pt",
+                                timeout=args.naive_timeout if case == "c" else None)
+                     if "naive" in impls else skipped)
             entry = {"ours_s": ours["seconds"], "naive_s": naive["seconds"], "ours_peak_mb": ours["peak_mb"],
                      "naive_peak_mb": naive["peak_mb"], "ours_baseline_mb": ours.get("baseline_mb"),
                      "naive_baseline_mb": naive.get("baseline_mb"), "naive_error": naive.get("error"),
                      "ours_error": ours.get("error"), "depth": args.c_layers if case == "c" else (args.layers or "full")}
             if ours["seconds"]:
                 entry["audio_s_per_s"] = ours["audio_seconds"] / ours["seconds"]
-            if ours["seconds"] and naive["seconds"] and not naive.get("error"):
+            if ours["seconds"] and naive["seconds"] and not naive.get("error") and len(impls) == 2:
                 entry["speedup"] = naive["seconds"] / ours["seconds"]
                 a, b = torch.load(tmp / "ours.pt"), torch.load(tmp / "naive.pt")
                 entry["max_abs_diff"] = (a - b).abs().max().item() if a.shape == b.shape else None
+            for side, ran in (("ours_", "hear_gura" in impls), ("naive_", "naive" in impls)):
+                if not ran:  # keep what an earlier run measured (--update)
+                    entry = {k: v for k, v in entry.items() if not k.startswith(side)}
             for name, value in entry.items():
                 figures[f"{key}.{name}"] = value
             print(f"{key}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"

@@ -76,18 +76,30 @@ class CrepeNet(torch.nn.Module):
         self.load_state_dict(converted, strict=True)
 
 
-def frame_windows(wav: torch.Tensor, hop: int) -> torch.Tensor:
-    """Normalised CREPE input windows of a batch.
+def window_views(wav: torch.Tensor, hop: int) -> torch.Tensor:
+    """CREPE's raw input windows of a batch as a view (no copy).
 
     Args:
         wav: ``(batch, samples)``.
         hop: samples between window centres.
     Returns:
-        ``(batch * (1 + samples // hop), 1024)``, clip-major.
+        ``(batch, 1 + samples // hop, 1024)``: window ``i`` of a clip is
+        centred at sample ``i * hop`` (512 zeros of padding each side).
     """
     padded = F.pad(wav, (WINDOW // 2, WINDOW // 2))
-    count = padded_frame_count(wav.shape[-1], hop)
-    frames = padded.unfold(-1, WINDOW, hop)[:, :count].reshape(-1, WINDOW)
+    return padded.unfold(-1, WINDOW, hop)[:, : padded_frame_count(wav.shape[-1], hop)]
+
+
+def normalised_windows(views: torch.Tensor, first: int, count: int) -> torch.Tensor:
+    """Windows ``first .. first + count - 1`` (clip-major) of :func:`window_views`, each
+    mean-centred and divided by ``max(std, 1e-10)`` on its own: ``(count, 1024)``."""
+    per_clip = views.shape[1]
+    stop = first + count
+    rows = [
+        views[clip, max(first - clip * per_clip, 0) : min(stop - clip * per_clip, per_clip)]
+        for clip in range(first // per_clip, -(-stop // per_clip))
+    ]
+    frames = torch.cat(rows)
     frames = frames - frames.mean(dim=1, keepdim=True)
     return frames / torch.clamp(frames.std(dim=1, keepdim=True), min=1e-10)
 
@@ -136,7 +148,14 @@ class CrepeMember(Member):
     ) -> Iterator[torch.Tensor]:
         # Each frame sees only its own window, and the zeros past a clip's end
         # are the zeros torchcrepe's padding adds: padded batches are exact.
+        # Windows are cut and normalised batch_frames at a time and written into
+        # one preallocated output: memory for a long clip is the output plus one
+        # batch, not three copies of every window (bit-identical either way).
         hop = hop or self.default_hop
-        frames = frame_windows(wav, hop)
-        out = torch.cat([self.net(chunk) for chunk in frames.split(self.batch_frames)])
-        yield out.reshape(wav.shape[0], -1, self.width)
+        views = window_views(wav, hop)
+        batch, per_clip = views.shape[:2]
+        out = wav.new_empty(batch * per_clip, self.width)
+        for first in range(0, batch * per_clip, self.batch_frames):
+            count = min(self.batch_frames, batch * per_clip - first)
+            out[first : first + count] = self.net(normalised_windows(views, first, count))
+        yield out.reshape(batch, per_clip, self.width)
