@@ -17,7 +17,9 @@ then the same alignment and fusion. It uses transformers' default attention
 
 Cases: (a) a batch of 16 x 4 s clips, (b) 1 x 60 s, (c) 1 x 10 min, (d) CREPE on
 84 x 1 s (heareval's Speech Commands batch); "grid" = the cost of 4 fusion/layer
-variants from one shared member pass relative to one variant. Each measurement
+variants from one shared member pass relative to one variant; "flops" = the SSL
+members' FLOP/s on (a) against the measured matmul peak; "precision" = per
+member, bf16 and fp16 autocast against fp32 (cosine, max abs diff, speed-up). Each measurement
 runs in its own process so peak memory (RSS on CPU, max allocated on GPU) is
 its own. ``--json`` writes every figure under a stable key.
 """
@@ -248,6 +250,41 @@ def ssl_flops_per_second(manifest: Path, device: str) -> dict:
     return {"gflops": flops / 1e9, "seconds": seconds, "gflop_per_s": flops / seconds / 1e9}
 
 
+def precision_fidelity(manifest: Path, device: str, seconds: float) -> dict:
+    """Per member of fusion_cat: bf16 / fp16 autocast against fp32 (cosine, max abs diff, speed-up)."""
+    import warnings
+
+    import torch
+
+    from hear_gura.api import load_ensemble_model
+
+    audio = (torch.rand(1, int(seconds * 16000), generator=torch.Generator().manual_seed(0)) * 2 - 1).to(device)
+    figures = {}
+    for member in ("hubert", "wav2vec2", "crepe"):
+        outputs, times = {}, {}
+        for dtype in ("float32", "bfloat16", "float16"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the CPU warning: we know
+                model = load_ensemble_model("fusion_cat", str(manifest), members=[member], grid=member,
+                                            dtype=dtype).to(device)
+                model.timestamp_embeddings(audio)  # warm-up
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                outputs[dtype] = model.timestamp_embeddings(audio)[0]
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                times[dtype] = time.perf_counter() - start
+        for dtype in ("bfloat16", "float16"):
+            cosine = torch.nn.functional.cosine_similarity(outputs[dtype], outputs["float32"], dim=-1)
+            figures[f"precision.{member}.{dtype}"] = {
+                "cosine_min": cosine.min().item(), "cosine_mean": cosine.mean().item(),
+                "max_abs_diff": (outputs[dtype] - outputs["float32"]).abs().max().item(),
+                "speedup": times["float32"] / times[dtype], "seconds": times[dtype],
+            }
+    return figures
+
+
 def grid_cost(manifest: Path, device: str) -> dict:
     """4 variants (fusion avg/cat x layers last/mean) from one shared pass, against one variant."""
     import torch
@@ -281,6 +318,9 @@ def main() -> None:
     parser.add_argument("--json", help="write every figure to this file")
     parser.add_argument("--layers", type=int, help="cut SSL depth to N layers (default: full depth)")
     parser.add_argument("--c-layers", type=int, default=2, help="SSL depth for case (c) (default 2)")
+    parser.add_argument("--precision-seconds", type=float,
+                        help="clip length for the precision case (default 4 s on GPU, 0.5 s on CPU, where "
+                             "bf16/fp16 run emulated and slow)")
     parser.add_argument("--update", action="store_true",
                         help="merge into the --json file: keep its figures, replace those measured now")
     parser.add_argument("--impls", default="hear_gura,naive",
@@ -288,7 +328,7 @@ def main() -> None:
     parser.add_argument("--naive-timeout", type=float, default=600,
                         help="kill the naive reference of case (c) after this many seconds and report the "
                              "peak RSS it had reached (default 600)")
-    parser.add_argument("--cases", default="a,b,c,d,grid,flops", help="comma-separated subset")
+    parser.add_argument("--cases", default="a,b,c,d,grid,flops,precision", help="comma-separated subset")
     parser.add_argument("--ensembles", default="fusion_cat,cat,crepe")
     parser.add_argument("--checkpoints", default="bench_checkpoints", help="cache folder for random checkpoints")
     # worker mode
@@ -346,6 +386,10 @@ def main() -> None:
                     entry = {k: v for k, v in entry.items() if not k.startswith(side)}
             for name, value in entry.items():
                 figures[f"{key}.{name}"] = value
+            if len(impls) == 1 and figures.get(f"{key}.ours_s") and figures.get(f"{key}.naive_s"):
+                # one side re-measured (--update): the ratio mixes two runs, and says so
+                figures[f"{key}.speedup"] = figures[f"{key}.naive_s"] / figures[f"{key}.ours_s"]
+                figures[f"{key}.mixed_runs"] = True
             print(f"{key}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                          for k, v in entry.items() if v is not None), flush=True)
     for ensemble in args.ensembles.split(","):  # the memory targets, as ratios
@@ -364,6 +408,13 @@ def main() -> None:
             figures[f"ssl.batch16x4s.{name}"] = value
         print(f"SSL members on (a): {measured['gflop_per_s']:.1f} GFLOP/s = "
               f"{100 * measured['fraction_of_peak']:.0f}% of the matmul peak", flush=True)
+    if "precision" in cases:
+        seconds = args.precision_seconds or (4.0 if args.device.startswith("cuda") else 0.5)
+        for key, entry in precision_fidelity(manifest, args.device, seconds).items():
+            for name, value in entry.items():
+                figures[f"{key}.{name}"] = value
+            print(f"{key} ({seconds:g} s clip): cosine min {entry['cosine_min']:.5f}, max abs diff "
+                  f"{entry['max_abs_diff']:.3g}, speed-up {entry['speedup']:.2f}x", flush=True)
     if "grid" in cases:
         measured = grid_cost(manifest, args.device)
         for name, value in measured.items():
