@@ -368,3 +368,21 @@ def test_a_changed_ensemble_definition_is_a_different_cell(evaluated, tmp_path, 
     data["crepe_scene_hop_ms"] = 100
     (copy / "crepe.json").write_text(json.dumps(data))
     assert ensemble_fingerprint("crepe") != before  # finished cells no longer match: they are redone
+
+
+def test_report_only_runs_nothing_and_marks_unfinished_cells(evaluated, tasks_dir, manifest, tmp_path):
+    out, _, _ = evaluated
+    reports = tmp_path / "copy"
+    shutil.copytree(out, reports)
+    argv = ["evaluate", "--tasks-dir", str(tasks_dir), "--ensembles", "crepe,fbank", "--model", str(manifest),
+            "--out", str(reports), "--grid-points", "1", "--probe-grid", "faster", "--report-only"]
+    calls: List[str] = []
+    stdout = io.StringIO()
+    with counting_runs(calls), contextlib.redirect_stdout(stdout):
+        run_cli(argv)
+    assert calls == [] and "not run (--report-only)" in stdout.getvalue()
+    rows = read_csv(reports / "results.csv")
+    assert {r["variant"] for r in rows if r["source"] == "measured"} == {"crepe"}  # fbank never ran
+    table = (reports / "results.md").read_text()
+    assert "| fbank |" in table and "n/a" in table
+    assert not (reports / "cells" / "fbank").exists()

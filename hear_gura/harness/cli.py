@@ -50,6 +50,7 @@ def _evaluate(args: argparse.Namespace, arguments: Dict[str, Any]) -> "Evaluatio
         tasks=args.tasks.split(",") if args.tasks else None,
         verbose=args.verbose,
         fail_fast=args.fail_fast,
+        report_only=args.report_only,
         argv=sys.argv,
         arguments=arguments,
     )
@@ -80,4 +81,6 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument("--tasks", help="comma-separated task folder names or task names (default: all in --tasks-dir)")
     p.add_argument("--verbose", action="store_true", help="echo the runners' output (always in OUT/logs/)")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failing cell")
+    p.add_argument("--report-only", action="store_true",
+                   help="run nothing: write results.{csv,md,png} from the cells finished so far (others: n/a)")
     p.set_defaults(func=cmd_evaluate)

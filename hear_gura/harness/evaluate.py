@@ -78,6 +78,7 @@ def evaluate(
     tasks: Optional[Sequence[str]] = None,
     verbose: bool = False,
     fail_fast: bool = False,
+    report_only: bool = False,
     argv: Optional[Sequence[str]] = None,
     arguments: Optional[Dict[str, Any]] = None,
 ) -> EvaluationResult:
@@ -96,6 +97,8 @@ def evaluate(
         tasks: only these tasks (folder names or task names).
         verbose: echo the runners' output (it always goes to ``out/logs``).
         fail_fast: stop at the first failing cell.
+        report_only: run nothing; write the reports from the cells finished so far
+            (the others show as n/a), e.g. while another process is still running.
         argv, arguments: recorded in ``command.json`` (default ``sys.argv``).
     Returns:
         an :class:`EvaluationResult`; raises nothing for failed cells (see ``.failed``).
@@ -144,6 +147,8 @@ def evaluate(
         print("NOTE: --reference gura: none of the tasks is an official HEAR 2021 task folder "
               "(e.g. speech_commands-v0.0.2-5h), so no published scores are added", flush=True)
     plan.out_dir.mkdir(parents=True, exist_ok=True)
+    if report_only:  # reads finished cells, writes the reports atomically: no lock needed
+        return run_plan(plan, report_only=True)
     with _exclusive(plan.out_dir):
         return run_plan(plan, verbose=verbose, fail_fast=fail_fast)
 
@@ -196,10 +201,17 @@ def share_key(cell: Cell) -> Tuple[str, str, str]:
     return cell.task.folder, cell.variant.ensemble, canonical_json(members)
 
 
-def run_plan(plan: Plan, verbose: bool = False, fail_fast: bool = False) -> EvaluationResult:
-    """Run every cell of a plan (skipping finished ones), then write the reports and ``command.json``."""
+def run_plan(
+    plan: Plan, verbose: bool = False, fail_fast: bool = False, report_only: bool = False
+) -> EvaluationResult:
+    """Run every cell of a plan (skipping finished ones), then write the reports and ``command.json``.
+
+    With ``report_only`` nothing runs and ``command.json`` is left alone: the
+    reports cover the finished cells.
+    """
     out_dir, command = plan.out_dir, dict(plan.command, started_at=now_text(), status="running")
-    save_json(out_dir / "command.json", command)
+    if not report_only:
+        save_json(out_dir / "command.json", command)
     result = EvaluationResult(out_dir)
     runner = CellRunner(plan.settings, echo=verbose)
     cells = [Cell(v, t, out_dir) for v in plan.variants for t in plan.tasks]
@@ -217,6 +229,10 @@ def run_plan(plan: Plan, verbose: bool = False, fail_fast: bool = False) -> Eval
             if finished is not None:
                 print(f"{prefix}: done earlier ({finished['metric']} = {finished['score']:.4f}), skipped", flush=True)
                 result.outcomes.append(CellOutcome(cell, "skipped", finished))
+                continue
+            if report_only:
+                print(f"{prefix}: not finished, not run (--report-only)", flush=True)
+                result.outcomes.append(CellOutcome(cell, "not run"))
                 continue
             random_weights = plan.random_flags[cell.variant.label]
             print(prefix + (" (random weights)" if random_weights else ""), flush=True)
@@ -238,6 +254,10 @@ def run_plan(plan: Plan, verbose: bool = False, fail_fast: bool = False) -> Eval
         raise
 
     result.files = write_reports(plan, result)
+    if report_only:
+        print(f"{len(cells)} cell(s): {result.count('skipped')} finished, {result.count('not run')} not run; "
+              f"wrote {', '.join(str(p) for p in result.files.values())}", flush=True)
+        return result
     command.update({
         "status": "failed cells" if result.failed else "finished",
         "finished_at": now_text(),
