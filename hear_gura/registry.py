@@ -37,6 +37,17 @@ def available_ensembles() -> List[str]:
     return sorted(p.stem for p in ensembles_dir().glob("*.json"))
 
 
+def _read_ensemble_file(name: str) -> dict:
+    """The JSON object an ensemble file declares (raises ConfigError: unknown name, invalid JSON)."""
+    path = ensembles_dir() / f"{name}.json"
+    if not path.is_file():
+        raise ConfigError(f"unknown ensemble {name!r}; valid: {', '.join(available_ensembles())}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"ensemble file {path} is not valid JSON: {err}") from None
+
+
 @lru_cache(maxsize=None)
 def load_ensemble(name: str) -> EnsembleConfig:
     """The configuration an ensemble file declares.
@@ -45,24 +56,18 @@ def load_ensemble(name: str) -> EnsembleConfig:
         ConfigError: unknown name (the message lists the known ones) or an
             invalid file.
     """
-    path = ensembles_dir() / f"{name}.json"
-    if not path.is_file():
-        raise ConfigError(f"unknown ensemble {name!r}; valid: {', '.join(available_ensembles())}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"ensemble file {path} is not valid JSON: {err}") from None
-    return EnsembleConfig.from_dict(name, data)
+    return EnsembleConfig.from_dict(name, _read_ensemble_file(name))
 
 
 def ensemble_fingerprint(name: str) -> str:
     """A short hash of what an ensemble file declares (its ``description`` excluded).
 
     The evaluation harness records it with every cell, so a cell computed under
-    an older definition of the ensemble is redone rather than trusted.
+    an older definition of the ensemble is redone rather than trusted. The file
+    is read afresh (not cached): an edit shows at once.
     """
-    load_ensemble(name)  # validates the name and the file
-    data = json.loads((ensembles_dir() / f"{name}.json").read_text(encoding="utf-8"))
+    load_ensemble(name)  # validates the declaration (cached)
+    data = _read_ensemble_file(name)
     data.pop("description", None)
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
