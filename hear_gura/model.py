@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from typing import ContextManager, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
@@ -123,17 +124,14 @@ def run_members(
 
     # 2. Per head: feature alignment, time alignment, fusion. A member's features
     # are released after the last head that needs them (long clips: memory).
-    uses: Dict[Tuple[str, Optional[int], LayerSelection, int], int] = {}
-    for head in heads:
-        for name, member in members.items():
-            for size in groups:
-                key = (name, member_hop(member, head), head.selections[name], size)
-                uses[key] = uses.get(key, 0) + 1
+    def feature_key(name: str, head: Head, size: int) -> Tuple[str, Optional[int], LayerSelection, int]:
+        return name, member_hop(members[name], head), head.selections[name], size
+
+    uses = Counter(feature_key(name, head, size) for head in heads for name in members for size in groups)
 
     def aligned_features(head: Head, size: int, target: FrameGrid) -> Iterator[torch.Tensor]:
         for name, member in members.items():
-            hop = member_hop(member, head)
-            key = (name, hop, head.selections[name], size)
+            key = _, hop, _, _ = feature_key(name, head, size)
             x = features[key]
             uses[key] -= 1
             if uses[key] == 0:
