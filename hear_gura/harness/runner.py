@@ -10,6 +10,7 @@ in the same files heareval's runner writes. Outputs under ``OUT``::
     cells/<variant slug>/<task>.embeddings.json   written once the embeddings are complete
     cells/<variant slug>/<task>.json              the cell's result, written last
     logs/<variant slug>/<task>.{embeddings,predictions}.log
+    logs/shared/<ensemble>.<task>.shared-embeddings.log   one member pass for several variants
 
 Resuming: a cell whose result file exists with the same settings is skipped.
 Embeddings are trusted only when heareval's ``.done.embeddings`` marker *and*
@@ -186,6 +187,10 @@ class Cell:
     def log_path(self, step: str) -> Path:
         return self.out / "logs" / self.variant.slug / f"{self.task.folder}.{step}.log"
 
+    def shared_log_path(self, step: str) -> Path:
+        """Log of a step shared by the variants of this cell's ensemble on its task."""
+        return self.out / "logs" / "shared" / f"{self.variant.ensemble}.{self.task.folder}.{step}.log"
+
     def embedding_dir(self) -> Optional[Path]:
         """heareval's folder for this task (``<root>/<module>[-options]/<task>``), or None before it exists."""
         found = sorted(self.embeddings_root.glob(f"*/{self.task.folder}"))
@@ -321,7 +326,7 @@ class CellRunner:
                 "--embeddings-dirs", json.dumps([str(c.embeddings_root.resolve()) for c in cells])]
         if self.settings.manifest:
             args += ["--model", self.settings.manifest]
-        log = self.settings_log(cells[0], "shared-embeddings")
+        log = cells[0].shared_log_path("shared-embeddings")
         self.say(f"      embeddings for {len(cells)} variants from one member pass ...")
         status, seconds = run_tool(args, log, cwd=cells[0].out.resolve(), echo=self.echo,
                                    module="hear_gura.harness.shared_embed")
@@ -335,10 +340,6 @@ class CellRunner:
                 "width": embedding_width(cell.embedding_dir()), "finished_at": now_text()})
         self.say(f"      shared embeddings: {seconds:.1f} s for {len(cells)} variants")
         return True
-
-    @staticmethod
-    def settings_log(cell: Cell, step: str) -> Path:
-        return cell.out / "logs" / "shared" / f"{cell.variant.ensemble}.{cell.task.folder}.{step}.log"
 
     # ----------------------------------------------------------------- steps
     def _fail(self, outcome: CellOutcome, step: str, message: str, log: Optional[Path] = None) -> None:
