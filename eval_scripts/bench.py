@@ -211,6 +211,19 @@ def _vm_hwm_mb(pid: int) -> float:
 
 
 # ------------------------------------------------------------------- measures
+def timed(function, device: str):
+    """``(function(), wall seconds)``, the GPU synchronised before and after (its work is asynchronous)."""
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    result = function()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return result, time.perf_counter() - start
+
+
 def matmul_peak_gflops(device: str) -> float:
     import torch
 
@@ -218,14 +231,8 @@ def matmul_peak_gflops(device: str) -> float:
     b = torch.randn(2048, 2048, device=device)
     best = 0.0
     for _ in range(5):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(4):
-            a @ b
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        best = max(best, 4 * 2 * 2048**3 / (time.perf_counter() - start) / 1e9)
+        _, seconds = timed(lambda: [a @ b for _ in range(4)], device)
+        best = max(best, 4 * 2 * 2048**3 / seconds / 1e9)
     return best
 
 
@@ -242,11 +249,7 @@ def ssl_flops_per_second(manifest: Path, device: str) -> dict:
         model.timestamp_embeddings(audio[:1])
     flops = counter.get_total_flops() * 16
     model.timestamp_embeddings(audio[:2])  # warm-up
-    start = time.perf_counter()
-    model.timestamp_embeddings(audio)
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
+    _, seconds = timed(lambda: model.timestamp_embeddings(audio), device)
     return {"gflops": flops / 1e9, "seconds": seconds, "gflop_per_s": flops / seconds / 1e9}
 
 
@@ -268,13 +271,7 @@ def precision_fidelity(manifest: Path, device: str, seconds: float) -> dict:
                 model = load_ensemble_model("fusion_cat", str(manifest), members=[member], grid=member,
                                             dtype=dtype).to(device)
                 model.timestamp_embeddings(audio)  # warm-up
-                if device.startswith("cuda"):
-                    torch.cuda.synchronize()
-                start = time.perf_counter()
-                outputs[dtype] = model.timestamp_embeddings(audio)[0]
-                if device.startswith("cuda"):
-                    torch.cuda.synchronize()
-                times[dtype] = time.perf_counter() - start
+                (outputs[dtype], _), times[dtype] = timed(lambda: model.timestamp_embeddings(audio), device)
         for dtype in ("bfloat16", "float16"):
             cosine = torch.nn.functional.cosine_similarity(outputs[dtype], outputs["float32"], dim=-1)
             figures[f"precision.{member}.{dtype}"] = {
@@ -299,12 +296,7 @@ def grid_cost(manifest: Path, device: str) -> dict:
     model.timestamp_embeddings(audio[:1])  # warm-up
 
     def best_of(function, repeats: int = 2) -> float:
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            function(audio)
-            times.append(time.perf_counter() - start)
-        return min(times)
+        return min(timed(lambda: function(audio), device)[1] for _ in range(repeats))
 
     one = best_of(model.timestamp_embeddings)
     four = best_of(shared.timestamp_embeddings)
@@ -356,6 +348,7 @@ def main() -> None:
     print(f"matmul peak (2048^2 fp32): {peak:.1f} GFLOP/s; SSL depth: {args.layers or 'full'}", flush=True)
     tmp = root / "outputs"
     tmp.mkdir(parents=True, exist_ok=True)
+    impls = args.impls.split(",")
     for ensemble in args.ensembles.split(","):
         for case in [c for c in "abcd" if c in cases]:
             if case == "d" and ensemble != "crepe":
@@ -364,29 +357,27 @@ def main() -> None:
             if case == "c" and ensemble != "crepe":
                 case_manifest = write_checkpoints(root / f"layers-{args.c_layers}", args.c_layers)
             key = f"{ensemble}.{KEYS[case]}"
-            impls = args.impls.split(",")
-            skipped = {"seconds": None, "peak_mb": None, "skipped": True}
-            ours = (run_worker(args.device, "hear_gura", ensemble, case, case_manifest, {}, tmp / "ours.pt")
-                    if "hear_gura" in impls else skipped)
-            naive = (run_worker(args.device, "naive", ensemble, case, case_manifest, {}, tmp / "naive.pt",
-                                timeout=args.naive_timeout if case == "c" else None)
-                     if "naive" in impls else skipped)
-            entry = {"ours_s": ours["seconds"], "naive_s": naive["seconds"], "ours_peak_mb": ours["peak_mb"],
-                     "naive_peak_mb": naive["peak_mb"], "ours_baseline_mb": ours.get("baseline_mb"),
-                     "naive_baseline_mb": naive.get("baseline_mb"), "naive_error": naive.get("error"),
-                     "ours_error": ours.get("error"), "depth": args.c_layers if case == "c" else (args.layers or "full")}
-            if ours["seconds"]:
+            results = {}  # per side that runs now: "ours" (hear_gura) and/or "naive"
+            if "hear_gura" in impls:
+                results["ours"] = run_worker(args.device, "hear_gura", ensemble, case, case_manifest, {},
+                                             tmp / "ours.pt")
+            if "naive" in impls:
+                results["naive"] = run_worker(args.device, "naive", ensemble, case, case_manifest, {},
+                                              tmp / "naive.pt", timeout=args.naive_timeout if case == "c" else None)
+            entry = {"depth": args.c_layers if case == "c" else (args.layers or "full")}
+            for side, result in results.items():
+                entry |= {f"{side}_s": result["seconds"], f"{side}_peak_mb": result["peak_mb"],
+                          f"{side}_baseline_mb": result.get("baseline_mb"), f"{side}_error": result.get("error")}
+            ours, naive = results.get("ours"), results.get("naive")
+            if ours and ours["seconds"]:
                 entry["audio_s_per_s"] = ours["audio_seconds"] / ours["seconds"]
-            if ours["seconds"] and naive["seconds"] and not naive.get("error") and len(impls) == 2:
+            if ours and naive and ours["seconds"] and naive["seconds"] and not naive.get("error"):
                 entry["speedup"] = naive["seconds"] / ours["seconds"]
                 a, b = torch.load(tmp / "ours.pt"), torch.load(tmp / "naive.pt")
                 entry["max_abs_diff"] = (a - b).abs().max().item() if a.shape == b.shape else None
-            for side, ran in (("ours_", "hear_gura" in impls), ("naive_", "naive" in impls)):
-                if not ran:  # keep what an earlier run measured (--update)
-                    entry = {k: v for k, v in entry.items() if not k.startswith(side)}
             for name, value in entry.items():
                 figures[f"{key}.{name}"] = value
-            if len(impls) == 1 and figures.get(f"{key}.ours_s") and figures.get(f"{key}.naive_s"):
+            if len(results) == 1 and figures.get(f"{key}.ours_s") and figures.get(f"{key}.naive_s"):
                 # one side re-measured (--update): the ratio mixes two runs, and says so
                 figures[f"{key}.speedup"] = figures[f"{key}.naive_s"] / figures[f"{key}.ours_s"]
                 figures[f"{key}.mixed_runs"] = True
