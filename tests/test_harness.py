@@ -386,3 +386,47 @@ def test_report_only_runs_nothing_and_marks_unfinished_cells(evaluated, tasks_di
     table = (reports / "results.md").read_text()
     assert "| fbank |" in table and "n/a" in table
     assert not (reports / "cells" / "fbank").exists()
+
+
+def test_a_task_rebuilt_with_other_content_is_a_different_cell(evaluated, tasks_dir, tmp_path):
+    """Cells are keyed by what the task holds, not only by its folder: a rebuild in place is redone."""
+    from hear_gura.harness.runner import Cell, CellRunner, Settings
+
+    out, _, _ = evaluated
+    task = tmp_path / SCENE
+    shutil.copytree(tasks_dir / SCENE, task)
+    assert TaskInfo.load(task).fingerprint == TaskInfo.load(tasks_dir / SCENE).fingerprint  # a copy is the same task
+
+    settings = Settings(manifest=None, grid_points=1, probe_grid="faster")
+    runner = CellRunner(settings, stream=io.StringIO())
+    [variant] = build_variants(["crepe"], {})
+
+    def finished_after_rebuild() -> bool:
+        cell = Cell(variant, TaskInfo.load(task), out)
+        return runner.finished_record(cell) is not None
+
+    # the finished crepe cell, as if it had been computed on this folder
+    record_path = out / "cells" / "crepe" / f"{SCENE}.json"
+    original = record_path.read_text()
+    record = json.loads(original)
+    record["embedding"] = Cell(variant, TaskInfo.load(task), out).embedding_signature(settings)
+    try:
+        record_path.write_text(json.dumps(record))
+        assert finished_after_rebuild()
+        split = task / "fold00.json"
+        split.write_bytes(split.read_bytes())  # a byte-identical rebuild
+        assert finished_after_rebuild()
+
+        labels = json.loads(split.read_text())
+        first = sorted(labels)[0]
+        labels[first] = ["noise" if labels[first] == ["tone"] else "tone"]
+        split.write_text(json.dumps(labels))
+        assert not finished_after_rebuild()  # other labels
+
+        shutil.copytree(tasks_dir / SCENE, task, dirs_exist_ok=True)
+        assert finished_after_rebuild()
+        wav = sorted((task / "16000" / "fold00").glob("*.wav"))[0]
+        shutil.copy(wav, wav.with_name("extra.wav"))
+        assert not finished_after_rebuild()  # another clip
+    finally:
+        record_path.write_text(original)

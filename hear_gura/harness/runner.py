@@ -14,8 +14,9 @@ in the same files heareval's runner writes. Outputs under ``OUT``::
 
 Resuming: a cell whose result file exists with the same settings is skipped.
 Embeddings are trusted only when heareval's ``.done.embeddings`` marker *and*
-our ``.embeddings.json`` record (same module, options, manifest, task folder and
-ensemble definition, :func:`hear_gura.registry.ensemble_fingerprint`) exist;
+our ``.embeddings.json`` record (same module, options, manifest, task folder, task
+content, :func:`hear_gura.harness.scores.task_fingerprint`, and ensemble
+definition, :func:`hear_gura.registry.ensemble_fingerprint`) exist;
 anything else in the task's embedding folder is deleted and recomputed.
 Prediction outputs without a result file are deleted and recomputed. Every
 file of ours is written atomically, so an interrupted run leaves nothing a
@@ -200,7 +201,8 @@ class Cell:
 
     def embedding_signature(self, settings: Settings) -> Dict[str, Any]:
         return {"module": self.variant.module, "options": self.variant.options, "manifest": settings.manifest,
-                "task": str(self.task.path), "definition": ensemble_fingerprint(self.variant.ensemble)}
+                "task": str(self.task.path), "task_content": self.task.fingerprint,
+                "definition": ensemble_fingerprint(self.variant.ensemble)}
 
 
 @dataclass

@@ -13,9 +13,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -50,6 +52,11 @@ class TaskInfo:
     def primary_metric(self) -> str:
         return self.metrics[0]
 
+    @cached_property
+    def fingerprint(self) -> str:
+        """What the task holds, hashed: see :func:`task_fingerprint` (computed once per TaskInfo)."""
+        return task_fingerprint(self.path)
+
     @classmethod
     def load(cls, path: Path) -> "TaskInfo":
         """Read ``path/task_metadata.json``.
@@ -72,6 +79,24 @@ class TaskInfo:
             )
         return cls(path.resolve(), path.name, str(meta["task_name"]), [str(m) for m in meta["evaluation"]],
                    str(meta["embedding_type"]), str(meta["split_mode"]))
+
+
+def task_fingerprint(path: Path) -> str:
+    """A 16-hex-digit hash of a task's content, so a task rebuilt in place is a different task.
+
+    Hashes the bytes of the task folder's top-level ``.json`` / ``.csv`` files
+    (metadata, label vocabulary, split labels) and the relative path and size in
+    bytes of every file under ``16000/``. A rebuild with other clips or labels
+    changes it; a byte-identical rebuild (same seed) and a copied folder do not.
+    Costs one ``stat`` per clip (about 0.1 s for 20,000 clips).
+    """
+    digest = hashlib.sha256()
+    for item in sorted(p for p in path.iterdir() if p.is_file() and p.suffix in (".json", ".csv")):
+        digest.update(item.name.encode() + b"\0" + item.read_bytes() + b"\0")
+    audio = path / SAMPLE_RATE_FOLDER
+    for item in sorted(p for p in audio.rglob("*") if p.is_file()):
+        digest.update(f"{item.relative_to(audio).as_posix()}\0{item.stat().st_size}\0".encode())
+    return digest.hexdigest()[:16]
 
 
 def discover_tasks(tasks_dir: "str | Path", only: Optional[Sequence[str]] = None) -> List[TaskInfo]:
