@@ -60,6 +60,10 @@ def test_embed_writes_arrays_atomically(tmp_path, manifest):
     assert np.load(out / "clip1.scene.npy").shape == (96,)
     assert json.loads((out / "config.json").read_text())["config"]["fusion"] == "cat_block"
     assert not list(out.glob(".*tmp"))  # no temporary files left behind
+    mask = os.umask(0)
+    os.umask(mask)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
+    assert set(modes.values()) == {0o666 & ~mask}, modes  # what open() gives, not mkstemp's owner-only 0o600
 
 
 def test_embed_errors_exit_nonzero_with_a_message(tmp_path):

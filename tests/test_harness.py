@@ -189,6 +189,20 @@ def test_official_task_folders_map_to_leaderboard_columns_and_reference_rows(tmp
     assert 600 <= width <= 3000 and 300 <= height <= 3000
 
 
+def test_heatmap_shades_are_relative_to_the_best_so_near_ties_look_alike():
+    import numpy as np
+
+    from hear_gura.harness.report import relative_shades
+
+    nan = float("nan")
+    raw = np.array([[0.324, 0.132, 0.5, nan], [0.329, 0.034, 1.0, nan]])
+    shade = relative_shades(raw, [False, False, True, False])
+    assert shade[1, 0] == 1.0 and 0.98 < shade[0, 0] < 0.99  # a tie stays a tie (min-max made it 0 and 1)
+    assert shade[0, 1] == 1.0 and abs(shade[1, 1] - 0.034 / 0.132) < 1e-12
+    assert shade[0, 2] == 1.0 and shade[1, 2] == 0.5  # error rate: best / score
+    assert np.isnan(shade[:, 3]).all()
+
+
 # ------------------------------------------------------ end to end, real heareval
 @pytest.fixture(scope="module")
 def evaluated(tasks_dir: Path, manifest: Path, tmp_path_factory: pytest.TempPathFactory):

@@ -175,13 +175,45 @@ def write_markdown(path: Path, table: ScoreTable, title: str = "hear-gura evalua
 
 
 # ------------------------------------------------------------------ heatmap
-def write_heatmap(path: Path, table: ScoreTable, title: str = "Primary test metric per task") -> None:
-    """An annotated heatmap (PNG): tasks on x, variants on y, colour = rank within each task's column.
+def relative_shades(raw: "np.ndarray", lower_is_better: Sequence[bool]) -> "np.ndarray":
+    """Each cell's score relative to the best of its column, in [0, 1] (NaN stays NaN).
 
-    Colours are normalised per column (best = brightest; error rates flipped),
-    since metrics differ in range; every cell shows its raw score, the best
-    measured one in bold. Uses matplotlib's Agg canvas directly, so it changes
-    no global backend.
+    ``score / best`` for maximised metrics and ``best / score`` for error rates,
+    so a near-tie (0.324 against 0.329) shades alike (0.98 and 1.0) rather than
+    as the two ends of a min-max scale. A column whose best is not positive
+    (no such HEAR primary metric) falls back to min-max.
+
+    Args:
+        raw: ``(rows, columns)`` scores, NaN where missing.
+        lower_is_better: one flag per column.
+    """
+    import numpy as np
+
+    shade = np.full_like(raw, np.nan, dtype=float)
+    for c, lower in enumerate(lower_is_better):
+        column = raw[:, c]
+        finite = np.isfinite(column)
+        if not finite.any():
+            continue
+        lo, hi = column[finite].min(), column[finite].max()
+        best = lo if lower else hi
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if best > 0:
+                ratio = best / column if lower else column / best
+            else:
+                ratio = (column - lo) / (hi - lo) if hi > lo else np.where(finite, 1.0, np.nan)
+                ratio = 1.0 - ratio if lower else ratio
+        shade[:, c] = np.where(finite, np.clip(ratio, 0.0, 1.0), np.nan)
+    return shade
+
+
+def write_heatmap(path: Path, table: ScoreTable, title: str = "Primary test metric per task") -> None:
+    """An annotated heatmap (PNG): tasks on x, variants on y, colour = score relative to the task's best.
+
+    Colours are :func:`relative_shades` (best = brightest; error rates
+    inverted), since metrics differ in range; every cell shows its raw score,
+    the best measured one in bold. Uses matplotlib's Agg canvas directly, so it
+    changes no global backend.
     """
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -190,15 +222,7 @@ def write_heatmap(path: Path, table: ScoreTable, title: str = "Primary test metr
     n_rows, n_cols = len(table.rows), len(table.tasks)
     raw = np.array([[np.nan if not _finite(v) else v for v in row.values] for row in table.rows], dtype=float)
     raw = raw.reshape(n_rows, n_cols)
-    shade = np.full_like(raw, np.nan)
-    for c in range(n_cols):
-        column = raw[:, c]
-        finite = np.isfinite(column)
-        if not finite.any():
-            continue
-        lo, hi = column[finite].min(), column[finite].max()
-        scaled = (column - lo) / (hi - lo) if hi > lo else np.where(finite, 1.0, np.nan)
-        shade[:, c] = 1.0 - scaled if table.lower_is_better(c) else scaled
+    shade = relative_shades(raw, [table.lower_is_better(c) for c in range(n_cols)])
 
     width = max(6.0, 3.0 + 1.45 * n_cols + 0.06 * max((len(r.label) for r in table.rows), default=10))
     height = max(2.8, 1.6 + 0.45 * n_rows)
@@ -229,7 +253,7 @@ def write_heatmap(path: Path, table: ScoreTable, title: str = "Primary test metr
         axes.axhline(measured - 0.5, color="white", linewidth=3)
     axes.set_title(title, fontsize=10)
     colorbar = figure.colorbar(image, ax=axes, fraction=0.03, pad=0.02)
-    colorbar.set_label("relative within task (best = 1)", fontsize=8)
+    colorbar.set_label("score / best of the task\n(error rates: best / score)", fontsize=8)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
