@@ -14,7 +14,6 @@ and models built from them say so.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -23,6 +22,7 @@ from typing import Dict, Iterable, List
 
 import torch
 
+from hear_gura.atomic import save_json
 from hear_gura.members.hf import FIXTURE_MARKER
 from hear_gura.registry import available_ensembles, load_ensemble
 from hear_gura.specs import CONV_KERNEL, CONV_STRIDE, CheckpointSpec, checkpoint_spec
@@ -109,7 +109,5 @@ def write_fixtures(directory: "str | os.PathLike[str]", seed: int = 0) -> Path:
         staging.rename(target)
         manifest[checkpoint_id] = folder
     path = out / MANIFEST_NAME
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    save_json(path, manifest)
     return path

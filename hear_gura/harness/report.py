@@ -9,12 +9,14 @@ detail; reference rows are marked in its ``source`` column.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from hear_gura.atomic import atomic_write
 from hear_gura.harness.grid import Variant
 from hear_gura.harness.scores import LOWER_IS_BETTER, TaskInfo
 
@@ -119,30 +121,29 @@ def write_csv(path: Path, records: Sequence[Dict[str, Any]], table: ScoreTable,
               reference: Optional[Dict[str, Dict[str, float]]] = None,
               reference_columns: Optional[Dict[str, str]] = None) -> None:
     """One row per measured (variant, task), then one per published (model, official task)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        for r in records:
-            writer.writerow({
-                "source": MEASURED, "ensemble": r["ensemble"], "variant": r["variant"],
-                "options": json.dumps(r["options"], sort_keys=True), "task": r["task"], "task_name": r["task_name"],
-                "metric": r["metric"], "score": repr(float(r["score"])),
-                "score_std": "" if r.get("score_std") is None else repr(float(r["score_std"])),
-                "folds": r.get("folds", 1), "secondary": json.dumps(r.get("secondary", {}), sort_keys=True),
-                "embedding_width": r.get("embedding_width") or "", "embed_seconds": r.get("embed_seconds", ""),
-                "predict_seconds": r.get("predict_seconds", ""), "random_weights": bool(r.get("random_weights")),
-                "grid_points": r["probe"]["grid_points"], "probe_grid": r["probe"]["grid"],
-            })
-        if reference and reference_columns:
-            for model, scores in reference.items():
-                for task, metric in zip(table.tasks, table.metrics):
-                    value = scores.get(reference_columns.get(task, ""))
-                    if value is not None:
-                        writer.writerow({"source": REFERENCE, "variant": model, "task": task, "metric": metric,
-                                         "score": repr(value), "random_weights": False})
-    tmp.replace(path)
+    handle = io.StringIO(newline="")
+    writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    for r in records:
+        writer.writerow({
+            "source": MEASURED, "ensemble": r["ensemble"], "variant": r["variant"],
+            "options": json.dumps(r["options"], sort_keys=True), "task": r["task"], "task_name": r["task_name"],
+            "metric": r["metric"], "score": repr(float(r["score"])),
+            "score_std": "" if r.get("score_std") is None else repr(float(r["score_std"])),
+            "folds": r.get("folds", 1), "secondary": json.dumps(r.get("secondary", {}), sort_keys=True),
+            "embedding_width": r.get("embedding_width") or "", "embed_seconds": r.get("embed_seconds", ""),
+            "predict_seconds": r.get("predict_seconds", ""), "random_weights": bool(r.get("random_weights")),
+            "grid_points": r["probe"]["grid_points"], "probe_grid": r["probe"]["grid"],
+        })
+    if reference and reference_columns:
+        for model, scores in reference.items():
+            for task, metric in zip(table.tasks, table.metrics):
+                value = scores.get(reference_columns.get(task, ""))
+                if value is not None:
+                    writer.writerow({"source": REFERENCE, "variant": model, "task": task, "metric": metric,
+                                     "score": repr(value), "random_weights": False})
+    text = handle.getvalue().encode("utf-8")
+    atomic_write(path, lambda out: out.write(text))
 
 
 # ---------------------------------------------------------------- Markdown
@@ -169,9 +170,8 @@ def write_markdown(path: Path, table: ScoreTable, title: str = "hear-gura evalua
     text = f"# {title}\n\n{markdown_table(table)}\n"
     if table.notes:
         text += "\n" + "".join(f"- {note}\n" for note in table.notes)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    data = text.encode("utf-8")
+    atomic_write(path, lambda out: out.write(data))
 
 
 # ------------------------------------------------------------------ heatmap
@@ -255,7 +255,4 @@ def write_heatmap(path: Path, table: ScoreTable, title: str = "Primary test metr
     colorbar = figure.colorbar(image, ax=axes, fraction=0.03, pad=0.02)
     colorbar.set_label("score / best of the task\n(error rates: best / score)", fontsize=8)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(tmp, format="png")
-    tmp.replace(path)
+    atomic_write(path, lambda out: figure.savefig(out, format="png"))
