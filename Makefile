@@ -13,7 +13,7 @@ DEMO := demo
 export HF_HUB_OFFLINE ?= 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup system-deps package test demo clean
+.PHONY: setup system-deps package test demo demo-full clean
 
 setup: system-deps $(STAMP) package
 
@@ -40,19 +40,20 @@ package: $(STAMP)
 	rm -rf build hear_gura.egg-info
 
 test: setup
-	$(VENV)/bin/pytest -q -n 2 --dist loadfile tests
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile --durations=12 tests
 
-# The main job: the offline `ci` task suite, scored for CREPE (real weights), the
-# fbank floor (weight-free) and fusion_cat on tiny RANDOM fixture checkpoints.
-PROBE ?= --grid-points 2 --probe-grid fast
+# The main job, end to end in minutes: tiny RANDOM fixture checkpoints,
+# hear-validator on fusion_cat, three offline `ci` tasks (pitch, spoken words,
+# sound events), CREPE (real weights) against the fbank floor (weight-free)
+# through heareval's runners (probe grid fast, 1 point), the table and the plot.
+# eval_scripts/demo.py prints each command and writes $(DEMO)/timings.json.
 demo: setup
-	$(VENV)/bin/hear-gura fixtures $(DEMO)/fixtures
-	$(VENV)/bin/hear-validator hear_gura.fusion_cat -m $(DEMO)/fixtures/checkpoints.json
-	$(VENV)/bin/hear-gura tasks build $(DEMO)/tasks --size ci
-	$(VENV)/bin/hear-gura evaluate --tasks-dir $(DEMO)/tasks --ensembles crepe,fbank,fusion_cat \
-	    --model $(DEMO)/fixtures/checkpoints.json --out $(DEMO)/results $(PROBE)
-	@cat $(DEMO)/results/results.md
-	@echo "plot: $(DEMO)/results/results.png   table: $(DEMO)/results/results.csv"
+	$(PY) eval_scripts/demo.py $(DEMO)
+
+# The longer evaluation: all nine `ci` tasks, fusion_cat (RANDOM fixture
+# weights) as a third row, the probe settings of the --size full table.
+demo-full: setup
+	$(PY) eval_scripts/demo.py $(DEMO)-full --full
 
 clean:
-	rm -rf $(DEMO) build *.egg-info .pytest_cache
+	rm -rf $(DEMO) $(DEMO)-full build *.egg-info .pytest_cache

@@ -22,6 +22,12 @@ members' FLOP/s on (a) against the measured matmul peak; "precision" = per
 member, bf16 and fp16 autocast against fp32 (cosine, max abs diff, speed-up). Each measurement
 runs in its own process so peak memory (RSS on CPU, max allocated on GPU) is
 its own. ``--json`` writes every figure under a stable key.
+
+If hear_gura's own side fails on any case (an exception, out of memory, a
+crash), no speed-up is computed for that case, ``--json`` is not written (the
+figures already in that file stay as they were) and the script exits with
+status 1 naming the failures. The naive side may fail or time out (case (c) is
+meant to): that is recorded as its error, with no speed-up.
 """
 
 from __future__ import annotations
@@ -44,8 +50,11 @@ KEYS = {"a": "batch16x4s", "b": "clip60s", "c": "clip600s", "d": "batch84x1s"}
 
 
 # ----------------------------------------------------------------- checkpoints
-def write_checkpoints(folder: Path, layers: int | None) -> Path:
-    """Real-size random checkpoints (depth cut to ``layers``) and their manifest; cached."""
+def write_checkpoints(folder: Path, layers: int | None, ids: tuple = ()) -> Path:
+    """Real-size random checkpoints (depth cut to ``layers``) and their manifest; cached.
+
+    ``ids``: the checkpoint ids to write (default H-xl and W).
+    """
     import torch
     import transformers
 
@@ -56,7 +65,7 @@ def write_checkpoints(folder: Path, layers: int | None) -> Path:
         return manifest
     folder.mkdir(parents=True, exist_ok=True)
     entries = {"_random_weights": True}
-    for index, checkpoint_id in enumerate((HXL, W)):
+    for index, checkpoint_id in enumerate(ids or (HXL, W)):
         spec = checkpoint_spec(checkpoint_id)
         config_class = transformers.HubertConfig if spec.model_type == "hubert" else transformers.Wav2Vec2Config
         config = config_class(
@@ -163,8 +172,8 @@ def worker(args: argparse.Namespace) -> None:
             torch.cuda.synchronize()
         seconds_taken = time.perf_counter() - start
         error = None
-    except (RuntimeError, MemoryError) as err:  # e.g. out of memory
-        out, seconds_taken, error = None, time.perf_counter() - start, str(err).splitlines()[0][:200]
+    except (RuntimeError, MemoryError) as err:  # e.g. out of memory: a failed run has no time
+        out, seconds_taken, error = None, None, (str(err).splitlines() or [type(err).__name__])[0][:200]
     result = {"seconds": seconds_taken, "peak_mb": peak_memory_mb(args.device), "baseline_mb": baseline,
               "audio_seconds": batch * seconds, "error": error}
     if out is not None and args.save:
@@ -197,6 +206,11 @@ def run_worker(device: str, impl: str, ensemble: str, case: str, manifest: Path 
     if not lines:
         return {"error": (stderr.strip().splitlines() or ["killed"])[-1][:300], "seconds": None, "peak_mb": None}
     return json.loads(lines[-1][7:])
+
+
+def side_failed(result: dict | None) -> bool:
+    """Whether one side's measurement failed: it raised, crashed, was killed or has no time."""
+    return result is not None and (bool(result.get("error")) or not result.get("seconds"))
 
 
 def _vm_hwm_mb(pid: int) -> float:
@@ -287,12 +301,13 @@ def grid_cost(manifest: Path, device: str) -> dict:
     import torch
 
     from hear_gura.api import load_ensemble_model
-    from hear_gura.shared import SharedPass
+    from hear_gura.manifest import Manifest
+    from hear_gura.shared import StudyPass
 
     model = load_ensemble_model("fusion_cat", str(manifest)).to(device)
     audio = torch.rand(4, 64000, device=device) * 2 - 1
     variants = [{"fusion": f, "layers": l} for f in ("avg", "cat_interleave") for l in ("last", "mean")]
-    shared = SharedPass(model, variants)
+    shared = StudyPass.of_variants([("fusion_cat", v) for v in variants], Manifest.load(str(manifest))).to(device)
     model.timestamp_embeddings(audio[:1])  # warm-up
 
     def best_of(function, repeats: int = 2) -> float:
@@ -344,11 +359,15 @@ def main() -> None:
                      "weights": "random (real-size architectures; CREPE real)"}
     root = Path(args.checkpoints)
     manifest = write_checkpoints(root / f"layers-{args.layers or 'full'}", args.layers)
-    figures["matmul_peak_gflops"] = peak = matmul_peak_gflops(args.device)
-    print(f"matmul peak (2048^2 fp32): {peak:.1f} GFLOP/s; SSL depth: {args.layers or 'full'}", flush=True)
+    figures["loadavg_start"] = list(os.getloadavg())  # 1, 5, 15 min: other work on the machine skews every time
+    if "flops" in cases:  # the peak is the denominator of the flops case only
+        figures["matmul_peak_gflops"] = peak = matmul_peak_gflops(args.device)
+        print(f"matmul peak (2048^2 fp32): {peak:.1f} GFLOP/s", flush=True)
+    print(f"SSL depth: {args.layers or 'full'}; load average {figures['loadavg_start'][0]:.2f}", flush=True)
     tmp = root / "outputs"
     tmp.mkdir(parents=True, exist_ok=True)
     impls = args.impls.split(",")
+    failures: list[str] = []  # hear_gura's own side failed: no speed-up, no --json, exit 1
     for ensemble in args.ensembles.split(","):
         for case in [c for c in "abcd" if c in cases]:
             if case == "d" and ensemble != "crepe":
@@ -369,21 +388,28 @@ def main() -> None:
                 entry |= {f"{side}_s": result["seconds"], f"{side}_peak_mb": result["peak_mb"],
                           f"{side}_baseline_mb": result.get("baseline_mb"), f"{side}_error": result.get("error")}
             ours, naive = results.get("ours"), results.get("naive")
-            if ours and ours["seconds"]:
+            if side_failed(ours):
+                failures.append(f"{key}: {ours.get('error') or 'no time measured'}")
+                for name in ("audio_s_per_s", "speedup", "max_abs_diff", "mixed_runs"):
+                    figures.pop(f"{key}.{name}", None)  # nothing computed from a failed run survives
+            elif ours:
                 entry["audio_s_per_s"] = ours["audio_seconds"] / ours["seconds"]
-            if ours and naive and ours["seconds"] and naive["seconds"] and not naive.get("error"):
-                entry["speedup"] = naive["seconds"] / ours["seconds"]
-                a, b = torch.load(tmp / "ours.pt"), torch.load(tmp / "naive.pt")
-                entry["max_abs_diff"] = (a - b).abs().max().item() if a.shape == b.shape else None
+                if naive and not side_failed(naive):
+                    entry["speedup"] = naive["seconds"] / ours["seconds"]
+                    a, b = torch.load(tmp / "ours.pt"), torch.load(tmp / "naive.pt")
+                    entry["max_abs_diff"] = (a - b).abs().max().item() if a.shape == b.shape else None
             for name, value in entry.items():
                 figures[f"{key}.{name}"] = value
-            if len(results) == 1 and figures.get(f"{key}.ours_s") and figures.get(f"{key}.naive_s"):
+            if (len(results) == 1 and not side_failed(ours) and figures.get(f"{key}.ours_s")
+                    and figures.get(f"{key}.naive_s") and not figures.get(f"{key}.naive_error")):
                 # one side re-measured (--update): the ratio mixes two runs, and says so
                 figures[f"{key}.speedup"] = figures[f"{key}.naive_s"] / figures[f"{key}.ours_s"]
                 figures[f"{key}.mixed_runs"] = True
             print(f"{key}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                          for k, v in entry.items() if v is not None), flush=True)
     for ensemble in args.ensembles.split(","):  # the memory targets, as ratios
+        if any(f.startswith(f"{ensemble}.") for f in failures):
+            continue
         b, c = figures.get(f"{ensemble}.clip60s.ours_peak_mb"), figures.get(f"{ensemble}.clip600s.ours_peak_mb")
         naive_b = figures.get(f"{ensemble}.clip60s.naive_peak_mb")
         if b and naive_b:
@@ -411,6 +437,10 @@ def main() -> None:
         for name, value in measured.items():
             figures[f"grid4.{name}"] = value
         print(f"grid of 4 variants: {measured['cost_ratio']:.2f}x one variant", flush=True)
+    figures["loadavg_end"] = list(os.getloadavg())
+    if failures:
+        sys.exit("bench: hear_gura failed, so no speed-up is reported" + (f" and {args.json} was not written"
+                 if args.json else "") + ":\n  " + "\n  ".join(failures))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
         print(f"wrote {args.json}")

@@ -14,7 +14,8 @@ from hear_gura.registry import load_ensemble
 __all__ = ["loader", "load_ensemble_model", "get_timestamp_embeddings", "get_scene_embeddings"]
 
 
-def load_ensemble_model(ensemble: str, model_file_path: str = "", **options: Any) -> EnsembleModel:
+def load_ensemble_model(ensemble: str, model_file_path: str = "", with_keys: bool = False,
+                        **options: Any) -> EnsembleModel:
     """Build a named ensemble.
 
     Args:
@@ -24,11 +25,12 @@ def load_ensemble_model(ensemble: str, model_file_path: str = "", **options: Any
             caches and downloads.
         **options: overrides of the ensemble's options (heareval's
             ``--model-options``), e.g. ``fusion="avg"``, ``layers="mean"``.
+        with_keys: compute each member's computation key (for a feature cache).
     Returns:
         an :class:`EnsembleModel` in eval mode on the CPU.
     """
     config = load_ensemble(ensemble).with_options(**options)
-    return EnsembleModel(config, Manifest.load(model_file_path))
+    return EnsembleModel(config, Manifest.load(model_file_path), with_keys=with_keys)
 
 
 def loader(ensemble: str) -> Callable[..., EnsembleModel]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -36,6 +37,23 @@ def read_wav(path: "str | os.PathLike[str]", resample: bool = False) -> torch.Te
     return audio.contiguous()
 
 
+class _Writes:
+    """A file seen by numpy as a plain writable object, so it writes through ``write``.
+
+    Given a real file, ``np.save`` uses ``ndarray.tofile``, whose failed writes
+    (full disk, file size limit) raise an ``OSError`` without ``errno``;
+    through ``write`` they keep it (ENOSPC, EFBIG, ...), so the error can say
+    what happened. numpy writes in chunks of at most 16 MiB either way.
+    """
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.write = handle.write
+
+
 def save_npy(path: "str | os.PathLike[str]", array: np.ndarray) -> None:
-    """``np.save`` to a temporary file, then rename: readers never see a partial file."""
-    atomic_write(path, lambda handle: np.save(handle, array))
+    """``np.save`` to a temporary file, then rename: readers never see a partial file.
+
+    Raises:
+        OSError: the write failed (its ``errno`` says why, e.g. ENOSPC); no file is left.
+    """
+    atomic_write(path, lambda handle: np.save(_Writes(handle), array, allow_pickle=False))

@@ -5,6 +5,7 @@ Run any sharded command under ``torchrun``::
     torchrun --nproc-per-node 2 -m hear_gura embed fusion_cat *.wav --out emb/          # 2 CPU processes
     torchrun --nproc-per-node 8 -m hear_gura embed ... --device cuda                     # 8 GPUs, one each
     torchrun --nnodes 4 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 -m hear_gura embed ...
+    torchrun --nproc-per-node 8 -m hear_gura evaluate --tasks-dir tasks --ensembles cat,fusion_cat --out results
 
 torchrun sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; :class:`Shard` reads
 them, joins the process group (gloo on CPU, nccl on GPU) for the final
@@ -16,7 +17,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import List, Sequence, TypeVar
+from datetime import timedelta
+from typing import List, Optional, Sequence, TypeVar
 
 import torch
 
@@ -33,8 +35,14 @@ class Shard:
     joined: bool = False
 
     @classmethod
-    def from_environment(cls) -> "Shard":
-        """The shard torchrun's variables describe (a single shard without them)."""
+    def from_environment(cls, backend: Optional[str] = None, timeout_hours: Optional[float] = None) -> "Shard":
+        """The shard torchrun's variables describe (a single shard without them).
+
+        Args:
+            backend: the process group's backend; default nccl with GPUs, else gloo.
+                ``hear-gura evaluate`` uses gloo: it only exchanges small Python objects.
+            timeout_hours: how long a collective (a barrier) may wait; torch's default otherwise.
+        """
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world <= 1:
             return cls()
@@ -42,8 +50,8 @@ class Shard:
         import torch.distributed as dist
 
         if not dist.is_initialized():
-            backend = "nccl" if torch.cuda.is_available() else "gloo"
-            dist.init_process_group(backend=backend)
+            options = {"timeout": timedelta(hours=timeout_hours)} if timeout_hours else {}
+            dist.init_process_group(backend=backend or ("nccl" if torch.cuda.is_available() else "gloo"), **options)
             shard.joined = True
         return shard
 

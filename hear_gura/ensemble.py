@@ -13,7 +13,7 @@ option                     values
                            object ``{member: choice}`` (:mod:`hear_gura.layers`)
 ``fusion``                 ``avg`` | ``cat_interleave`` | ``cat_block``
 ``feature_align``          ``linear`` (resample the feature axis) | ``none``
-``feature_width``          target width: an int or a member's name
+``feature_width``          target width: an int (at most 65,536) or a member's name
 ``time_align``             ``frame_ratio`` (GURA) | ``centre``
 ``grid``                   the member whose frames are the output frames
 ``normalize_waveform``     bool, or ``{member: bool}``
@@ -32,6 +32,7 @@ option                     values
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, fields, replace
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
@@ -42,9 +43,13 @@ from hear_gura.layers import LayerChoiceValue
 from hear_gura.members.base import MemberSpec
 from hear_gura.pooling import parse_pooling
 from hear_gura.timestamps import SAMPLE_RATE
+from hear_gura.validation import non_finite_numbers
 
 METADATA_KEYS = ("gura_name", "description")
 DTYPES = ("float32", "bfloat16", "float16")
+#: The largest ``feature_width``: far above any real member (CREPE full: 2,048; XLarge: 1,280), low
+#: enough that a typo cannot ask for gigabytes per second of audio.
+MAX_FEATURE_WIDTH = 65_536
 
 
 @dataclass(frozen=True)
@@ -76,8 +81,19 @@ class EnsembleConfig:
         return tuple(f.name for f in fields(cls) if f.name not in ("name",) + METADATA_KEYS)
 
     @classmethod
-    def from_dict(cls, name: str, data: Mapping[str, Any]) -> "EnsembleConfig":
-        """Build from an ensemble file's content; validates everything."""
+    def from_dict(cls, name: Optional[str], data: Mapping[str, Any]) -> "EnsembleConfig":
+        """Build from an ensemble file's content or from :meth:`to_dict`'s output; validates everything.
+
+        Args:
+            name: the ensemble's name; None takes ``data["name"]`` (as :meth:`to_dict` writes it).
+        """
+        if "name" in data:
+            if name is not None and data["name"] != name:
+                raise ConfigError(f"ensemble {name!r}: the data names another ensemble, {data['name']!r}")
+            name = str(data["name"])
+            data = {k: v for k, v in data.items() if k != "name"}
+        if name is None:
+            raise ConfigError('from_dict needs a name: pass one or include "name" in the data')
         unknown = set(data) - set(cls.option_names()) - set(METADATA_KEYS)
         if unknown:
             raise ConfigError(
@@ -110,6 +126,14 @@ class EnsembleConfig:
     # -------------------------------------------------------------- validation
     def validated(self) -> "EnsembleConfig":
         """Check every value; return self."""
+        options = [key for key in self.option_names() if key != "members"]
+        bad = [p for key in options for p in non_finite_numbers(getattr(self, key), key)]
+        bad += [p for m in self.members for p in non_finite_numbers(dict(m.params), f"members.{m.name}")]
+        if bad:
+            raise ConfigError(
+                f"option value(s) {', '.join(bad)} are not finite; every option takes finite numbers "
+                "(JSON's NaN and Infinity are not valid values)"
+            )
         names = self.member_names
         if len(set(names)) != len(names):
             raise ConfigError(f"ensemble {self.name!r}: member names repeat: {list(names)}")
@@ -127,6 +151,11 @@ class EnsembleConfig:
         ):
             raise ConfigError(
                 f"feature_width {width!r} must be a positive int or a member name ({', '.join(names)})"
+            )
+        if isinstance(width, int) and not isinstance(width, bool) and width > MAX_FEATURE_WIDTH:
+            raise ConfigError(
+                f"feature_width {width:,} is above the limit of {MAX_FEATURE_WIDTH:,} features per frame "
+                "(the widest real member gives 2,048); give a smaller int or a member name"
             )
         if self.feature_align == "linear" and width is None and len(names) > 1:
             raise ConfigError('feature_align "linear" needs a feature_width (an int or a member name)')
@@ -189,10 +218,19 @@ class EnsembleConfig:
         return ms * SAMPLE_RATE // 1000
 
     def to_dict(self) -> Dict[str, Any]:
-        """The resolved configuration as JSON-able data (written beside outputs)."""
+        """The resolved configuration as JSON-able data, every default filled in (written beside outputs).
+
+        Defaults that depend on other options are written as their values
+        (``grid``: the first member; ``window_overlap_seconds``: its computed
+        value), and members carry their type's default params, so two configs
+        that compute the same thing give the same dict.
+        ``EnsembleConfig.from_dict(None, c.to_dict()).to_dict() == c.to_dict()``.
+        """
         data: Dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
-        data["members"] = [{"name": m.name, "type": m.type, **m.params} for m in self.members]
-        return data
+        data["members"] = [m.to_dict() for m in self.members]
+        data["grid"] = self.grid or self.member_names[0]
+        data["window_overlap_seconds"] = self.overlap_seconds
+        return json.loads(json.dumps(data))  # tuples -> lists, a deep copy
 
 
 def _choose(key: str, value: Any, valid: Tuple[str, ...]) -> None:

@@ -8,13 +8,19 @@ Three known breakages, each handled here and nowhere else:
    TensorFlow is not installed, a small stand-in module answers those two
    questions: no model is a ``tf.Module``, and TensorFlow "sees" the GPUs
    torch sees. Anything else raises an error saying TensorFlow is absent.
-   An installed TensorFlow always wins: the stand-in is only found last.
+   An installed TensorFlow always wins: the stand-in is only found last. The
+   stand-in exists only in processes that import ``heareval`` or
+   ``hearvalidator`` (it is switched on when either package is first
+   imported, before they import TensorFlow); elsewhere ``import tensorflow``
+   fails as usual, so libraries that probe for TensorFlow see it absent.
 2. **torch >= 2.6 ``weights_only``.** heareval reloads its own Lightning
    checkpoints with ``torch.load``, which now defaults to
    ``weights_only=True`` and fails on them. In processes that import
-   ``heareval.predictions.task_predictions`` (the prediction runner, which
-   loads only the checkpoints it has just trained), this sets
-   ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``.
+   ``heareval.predictions.task_predictions``, Lightning's checkpoint writer
+   records each file it writes (path and SHA-256), and ``torch.load`` without
+   an explicit ``weights_only`` unpickles fully only such a file, unchanged
+   since; every other file keeps torch's weights-only default.
+   ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` is never set.
 3. **Event tasks' KeyError** (hear-eval-kit#432): heareval picks the event
    post-processing of the best epoch by assigning
    ``trainer.fit_loop.current_epoch``, which pytorch-lightning >= 1.6 ignores,
@@ -23,8 +29,8 @@ Three known breakages, each handled here and nowhere else:
 
 Activation: ``pip install .`` places ``hear_gura_heareval_compat.pth`` in
 site-packages, which calls :func:`install_import_hook` at interpreter start.
-The hook imports nothing and costs nothing until ``tensorflow`` or heareval's
-prediction module is imported, so the tools' own commands work unchanged::
+The hook imports nothing and costs nothing until ``heareval`` or
+``hearvalidator`` is imported, so the tools' own commands work unchanged::
 
     hear-validator hear_gura.fusion_cat -m fixtures/checkpoints.json
     python3 -m heareval.embeddings.runner hear_gura.fusion_cat --tasks-dir tasks ...
@@ -42,6 +48,8 @@ Only the standard library is imported at module level.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -51,6 +59,8 @@ import types
 from typing import Any, Callable, Dict, Optional, Sequence
 
 STAND_IN_ATTRIBUTE = "__hear_gura_stand_in__"
+#: Set on the functions this module wraps, so that each is wrapped once.
+PATCHED_ATTRIBUTE = "__hear_gura_patched__"
 
 # ------------------------------------------------------------------ TensorFlow
 
@@ -117,9 +127,71 @@ def _pin_best_epoch(original: Callable[..., Any]) -> Callable[..., Any]:
     return task_predictions_test
 
 
+#: Checkpoints Lightning wrote in this process: real path -> SHA-256 of the bytes written.
+_OWN_CHECKPOINTS: Dict[str, str] = {}
+
+
+def _sha256(path: str) -> Optional[str]:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def _file_path(f: Any) -> Optional[str]:
+    """The local path ``torch.load`` reads: a path, or the ``name`` of an open file (fsspec's too)."""
+    path = f if isinstance(f, (str, os.PathLike)) else getattr(f, "name", None)
+    return os.path.realpath(path) if isinstance(path, (str, os.PathLike)) else None
+
+
+def is_own_checkpoint(f: Any) -> bool:
+    """Whether ``f`` is a checkpoint Lightning wrote in this process, unchanged since."""
+    path = _file_path(f)
+    return path is not None and path in _OWN_CHECKPOINTS and _OWN_CHECKPOINTS[path] == _sha256(path)
+
+
+def _record_saves(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap ``TorchCheckpointIO.save_checkpoint`` to record what it writes."""
+
+    @functools.wraps(original)
+    def save_checkpoint(self: Any, checkpoint: Any, path: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, checkpoint, path, *args, **kwargs)
+        local = _file_path(path)
+        digest = _sha256(local) if local else None
+        if local and digest:
+            _OWN_CHECKPOINTS[local] = digest
+        return result
+
+    setattr(save_checkpoint, PATCHED_ATTRIBUTE, True)
+    return save_checkpoint
+
+
+def _full_load_of_own_checkpoints(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap ``torch.load``: default to ``weights_only=False`` only for :func:`is_own_checkpoint` files."""
+
+    @functools.wraps(original)
+    def load(f: Any, *args: Any, **kwargs: Any) -> Any:
+        if "weights_only" not in kwargs and is_own_checkpoint(f):
+            kwargs["weights_only"] = False
+        return original(f, *args, **kwargs)
+
+    setattr(load, PATCHED_ATTRIBUTE, True)
+    return load
+
+
 def patch_task_predictions(module: types.ModuleType) -> None:
     """Fix breakages 2 and 3 in ``heareval.predictions.task_predictions``."""
-    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    import torch
+    from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+
+    if not hasattr(TorchCheckpointIO.save_checkpoint, PATCHED_ATTRIBUTE):
+        TorchCheckpointIO.save_checkpoint = _record_saves(TorchCheckpointIO.save_checkpoint)
+    if not hasattr(torch.load, PATCHED_ATTRIBUTE):
+        torch.load = _full_load_of_own_checkpoints(torch.load)
     if not hasattr(module.task_predictions_test, "__wrapped__"):
         module.task_predictions_test = _pin_best_epoch(module.task_predictions_test)
 
@@ -147,10 +219,24 @@ class _PatchingLoader(importlib.abc.Loader):
         return getattr(self._loader, name)
 
 
+#: Packages whose first import switches the TensorFlow stand-in on (fix 1).
+ACTIVATING_PACKAGES = ("heareval", "hearvalidator")
+
+
+def activate_tensorflow_stand_in() -> None:
+    """Let ``import tensorflow`` find the stand-in when TensorFlow is absent (idempotent)."""
+    if not any(type(f).__name__ == _TensorFlowFallbackFinder.__name__ for f in sys.meta_path):
+        sys.meta_path.append(_TensorFlowFallbackFinder())
+
+
 class _PatchOnImportFinder(importlib.abc.MetaPathFinder):
-    """First on ``sys.meta_path``: wraps the loaders of the modules in ``_PATCHES``."""
+    """First on ``sys.meta_path``: switches the stand-in on for heareval / hearvalidator, and
+    wraps the loaders of the modules in ``_PATCHES``."""
 
     def find_spec(self, fullname: str, path: Optional[Sequence[str]], target: Any = None):
+        if fullname in ACTIVATING_PACKAGES:
+            activate_tensorflow_stand_in()
+            return None
         patch = _PATCHES.get(fullname)
         if patch is None:
             return None
@@ -166,11 +252,15 @@ class _PatchOnImportFinder(importlib.abc.MetaPathFinder):
 
 
 def install_import_hook() -> None:
-    """Register both finders once (idempotent); imports nothing."""
+    """Register the patching finder once (idempotent); imports nothing.
+
+    The TensorFlow stand-in follows when ``heareval`` or ``hearvalidator`` is
+    imported (at once if one already is).
+    """
     if not any(type(f).__name__ == _PatchOnImportFinder.__name__ for f in sys.meta_path):
         sys.meta_path.insert(0, _PatchOnImportFinder())
-    if not any(type(f).__name__ == _TensorFlowFallbackFinder.__name__ for f in sys.meta_path):
-        sys.meta_path.append(_TensorFlowFallbackFinder())
+    if any(name in sys.modules for name in ACTIVATING_PACKAGES):
+        activate_tensorflow_stand_in()
     for name, patch in _PATCHES.items():
         module = sys.modules.get(name)
         if module is not None:
@@ -178,7 +268,7 @@ def install_import_hook() -> None:
 
 
 def uses_tensorflow_stand_in() -> bool:
-    """Whether ``import tensorflow`` gives the stand-in in this process."""
+    """Whether ``import tensorflow`` gives the stand-in in this process (heareval or hearvalidator imported)."""
     import tensorflow
 
     return bool(getattr(tensorflow, STAND_IN_ATTRIBUTE, False))

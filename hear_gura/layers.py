@@ -20,6 +20,7 @@ Accepted values (JSON-friendly, so they travel through ``--model-options``):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -118,8 +119,18 @@ def parse_layer_choice(value: LayerChoiceValue, num_states: int) -> LayerSelecti
             floats = tuple(float(w) for w in weights)
         except (TypeError, ValueError):
             raise ConfigError(f"layer weights must be numbers, got {weights!r}") from None
-        if any(w < 0 for w in floats) or sum(floats) <= 0:
-            raise ConfigError("layer weights must be non-negative with a positive sum")
+        bad = [f"weight {i} is {w}" for i, w in enumerate(floats) if not (math.isfinite(w) and w >= 0)]
+        if bad:
+            raise ConfigError(
+                f"layer weights must be finite and non-negative (raw weights, or weights after a softmax): "
+                f"{', '.join(bad)} in {list(weights)!r}"
+            )
+        total = sum(floats)
+        if not 0 < total < math.inf:
+            raise ConfigError(
+                f"layer weights must have a positive, finite sum, got {list(weights)!r} (sum {total}); "
+                "give at least one weight > 0, e.g. 1.0 for the states to keep"
+            )
         nonzero = {w for w in floats if w != 0.0}
         return LayerSelection(num_states, floats, uniform=len(nonzero) == 1)
     raise ConfigError(f"layer choice {value!r} is not valid; expected {_FORMS}")
@@ -137,7 +148,9 @@ def combine_all(selections: Sequence[LayerSelection], states: Iterable[torch.Ten
 
     The states are consumed up to the deepest state any choice needs; each
     choice keeps its own running sum. Uniform choices divide their sum by the
-    count at the end (the exact GURA arithmetic); a single state is returned as is.
+    count at the end (the exact GURA arithmetic); weighted choices scale each state
+    by its normalised weight ``w_i / sum(w)`` (float32 states cannot overflow from
+    large raw weights); a single state is returned as is.
     """
     deepest = max(s.deepest for s in selections)
     chosen = [set(s.indices) for s in selections]
@@ -146,7 +159,7 @@ def combine_all(selections: Sequence[LayerSelection], states: Iterable[torch.Ten
         for k, selection in enumerate(selections):
             if index not in chosen[k]:
                 continue
-            term = state if selection.uniform else state * selection.weights[index]
+            term = state if selection.uniform else state * (selection.weights[index] / sum(selection.weights))
             if totals[k] is None:
                 totals[k] = term if len(chosen[k]) == 1 else term.clone()
             else:
@@ -162,5 +175,5 @@ def combine_all(selections: Sequence[LayerSelection], states: Iterable[torch.Ten
         elif selection.uniform:
             results.append(total / len(chosen[k]))
         else:
-            results.append(total / sum(selection.weights))
+            results.append(total)
     return results

@@ -16,6 +16,7 @@ manifest fall back to the libraries' own caches and downloads.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from dataclasses import dataclass, field
@@ -35,11 +36,14 @@ class Manifest:
         entries: checkpoint id -> absolute path.
         source: the manifest file, or None for the empty manifest.
         random_weights: True when ``hear-gura fixtures`` wrote it.
+        chosen_by: ``argument`` (``model_file_path`` / ``--model``), ``$HEAR_GURA_MANIFEST``,
+            or None for the empty manifest.
     """
 
     entries: Dict[str, Path] = field(default_factory=dict)
     source: Optional[Path] = None
     random_weights: bool = False
+    chosen_by: Optional[str] = None
 
     @classmethod
     def load(cls, path: "str | os.PathLike[str] | None") -> "Manifest":
@@ -49,10 +53,12 @@ class Manifest:
             CheckpointError: the file is missing, unreadable, not JSON, or not an
                 object of string paths.
         """
+        chosen_by = "argument"
         if not path:
             path = os.environ.get(MANIFEST_ENV) or None
             if path is None:
                 return cls()
+            chosen_by = f"${MANIFEST_ENV}"
         file = Path(path).expanduser()
         hint = (
             "a manifest is a JSON object mapping checkpoint ids to local paths, e.g. "
@@ -65,7 +71,13 @@ class Manifest:
             text = file.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise CheckpointError(f"manifest {file} does not exist ({hint})") from None
-        except (OSError, UnicodeDecodeError) as err:
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise CheckpointError(
+                    f"manifest {file} is a symbolic link loop ({err.strerror}); point it at a JSON file ({hint})"
+                ) from None
+            raise CheckpointError(f"manifest {file} cannot be read: {err}") from None
+        except UnicodeDecodeError as err:
             raise CheckpointError(f"manifest {file} cannot be read: {err}") from None
         try:
             data = json.loads(text)
@@ -81,9 +93,17 @@ class Manifest:
                 raise CheckpointError(
                     f"manifest {file}: the entry for {key!r} must be a path string, got {value!r}"
                 )
-            target = Path(value).expanduser()
-            entries[key] = (target if target.is_absolute() else file.parent / target).resolve()
-        return cls(entries, file.resolve(), bool(data.get("_random_weights", False)))
+            try:
+                target = Path(value).expanduser()
+                entries[key] = (target if target.is_absolute() else file.parent / target).resolve()
+            except (RuntimeError, OSError) as err:  # RuntimeError: a symlink loop (Python < 3.13), or ~user unknown
+                loop = getattr(err, "errno", None) == errno.ELOOP or "loop" in str(err).lower()
+                what = "is a symbolic link loop" if loop else "cannot be resolved"
+                raise CheckpointError(
+                    f"manifest {file}: the entry for {key!r} ({value!r}) {what} ({err}); "
+                    "point it at the checkpoint folder or remove the entry"
+                ) from None
+        return cls(entries, file.resolve(), bool(data.get("_random_weights", False)), chosen_by)
 
     def resolve(self, checkpoint_id: str) -> Optional[Path]:
         """The local path of ``checkpoint_id``, or None when the manifest lacks it.
@@ -98,6 +118,24 @@ class Manifest:
                 "fix the path or remove the entry"
             )
         return path
+
+    def unloadable_entry(self, checkpoint_id: str, who: str, reason: str) -> str:
+        """The message for an entry that exists but holds no loadable checkpoint (what is wrong, how to fix it).
+
+        Args:
+            checkpoint_id: a key of :attr:`entries`.
+            who: what tried to load it, e.g. ``"member 'hubert'"``.
+            reason: the loader's one-line error.
+        """
+        path = self.entries[checkpoint_id]
+        folder = self.source.parent if self.source else None
+        outside = folder is not None and folder not in path.parents and path != folder
+        where = f" (outside the manifest's folder {folder}: relative entries are relative to it)" if outside else ""
+        return (
+            f"{who}: manifest {self.source} maps {checkpoint_id!r} to {path}{where}, which is not a checkpoint "
+            f"folder: {reason}. Fix the entry: it must name a folder holding config.json and model.safetensors "
+            "(or pytorch_model.bin)"
+        )
 
     def describe(self) -> str:
         """Where checkpoints come from, for error messages."""

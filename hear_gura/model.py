@@ -2,33 +2,37 @@
 
 The work splits in two: *members* turn audio into frame features (the costly
 part), and a :class:`Head` turns member features into embeddings (layer
-choice, feature and time alignment, fusion, pooling: cheap). An
-:class:`EnsembleModel` has one head; :class:`~hear_gura.shared.SharedPass`
-runs several heads (the variants of an ablation grid) over one member pass.
+choice, feature and time alignment, fusion, pooling: cheap);
+:mod:`hear_gura.member_pass` runs one over the other. An
+:class:`EnsembleModel` is a member pass with one head;
+:class:`~hear_gura.shared.StudyPass` runs many heads (every variant of a
+study, across ensembles) over one pass of their distinct members.
 """
 
 from __future__ import annotations
 
-import contextlib
-import warnings
 from collections import Counter
 from dataclasses import dataclass
-from typing import ContextManager, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from hear_gura.align import align_time, resample_features
 from hear_gura.ensemble import EnsembleConfig
 from hear_gura.errors import ConfigError
-from hear_gura.fusion import fuse_stream, fused_width
+from hear_gura.fusion import fused_width
+from hear_gura.identity import digest_of, locate_checkpoint, member_identity
 from hear_gura.layers import LayerSelection, parse_layer_choice
 from hear_gura.manifest import Manifest
-from hear_gura.members.base import Member, build_member
+from hear_gura.member_pass import ClipFrames, HeadRequest, run_members
+from hear_gura.members.base import Member, MemberSpec, build_member
 from hear_gura.pooling import parse_pooling, pool
-from hear_gura.timestamps import SAMPLE_RATE, FrameGrid
+from hear_gura.timestamps import SAMPLE_RATE
 from hear_gura.validation import check_audio
 
-ClipFrames = List[Tuple[torch.Tensor, FrameGrid]]
+if TYPE_CHECKING:  # pragma: no cover
+    from hear_gura.feature_cache import FeatureCache
+
+__all__ = ["ClipFrames", "EnsembleModel", "Head", "build_config_member", "computation_key", "embedding_sizes"]
 
 
 def target_width(config: EnsembleConfig, widths: Dict[str, int]) -> Optional[int]:
@@ -60,7 +64,15 @@ class Head:
 
     @classmethod
     def build(cls, config: EnsembleConfig, members: Mapping[str, Member]) -> "Head":
-        """The head a config describes, checked against the members' shapes."""
+        """The head a config describes, checked against the members' shapes.
+
+        Raises:
+            ConfigError: a layer choice does not fit its member: out of range,
+                a per-member choice other than ``"last"`` for a member with one
+                state (CREPE, fbank), or a ``layers`` option given to an ensemble
+                none of whose members has more than one state.
+        """
+        check_layers_have_layers(config, {name: member.num_states for name, member in members.items()})
         selections = {}
         for name, member in members.items():
             choice = config.layer_choice(name)
@@ -76,96 +88,77 @@ class Head:
                    timestamp, scene, parse_pooling(config.scene_pooling))
 
 
-def run_members(
-    members: Mapping[str, Member], heads: Sequence[Head], audio: torch.Tensor, scene: bool,
-    lengths: Optional[Sequence[int]],
-) -> List[ClipFrames]:
-    """Fused frames of a batch for every head, each member run once per distinct hop.
+#: Layer choices that pick the one state of a single-state member (anything else asks for layers it lacks).
+_ONE_STATE_CHOICES = ("last", 0, -1)
 
-    Args:
-        members: the member networks.
-        heads: one per output variant (all over these members).
-        audio: ``(batch, samples)`` float32 at 16 kHz (validated); with
-            ``lengths``, clip ``i`` is ``audio[i, :lengths[i]]``, the rest zeros.
-        scene: use each head's scene CREPE hop instead of its timestamp hop.
-        lengths: valid samples per clip, or None when all are full length.
-    Returns:
-        per head, per clip: ``(frames_i, timestamp width)`` and its frame grid.
-        Clip ``i`` gets the same result as when run alone (to float round-off):
-        members that support padding see one padded batch, the others one batch
-        per distinct length.
+
+def _picks_the_only_state(choice: object) -> bool:
+    return not isinstance(choice, bool) and any(choice == c and type(choice) is type(c) for c in _ONE_STATE_CHOICES)
+
+
+def check_layers_have_layers(config: EnsembleConfig, num_states: Mapping[str, int]) -> None:
+    """Refuse layer choices addressed to members that have no layers to choose from.
+
+    A per-member choice (``{"crepe": "mean"}``) for a one-state member must be
+    ``"last"`` (or 0 / -1). A global choice applies to multi-layer members only;
+    when no member has more than one state it has nothing to apply to, and is
+    refused unless it is ``"last"`` or what the ensemble file declares (so
+    ``members=["crepe"]`` on ``fusion_cat``, which declares ``"mean"``, still loads).
     """
-    batch, samples = audio.shape
-    sizes = list(lengths) if lengths is not None else [samples] * batch
-    padded = lengths is not None and any(n != samples for n in sizes)
-    groups: Dict[int, List[int]] = {}
-    for index, size in enumerate(sizes):
-        groups.setdefault(size, []).append(index)
-    size_tensor = torch.tensor(sizes, device=audio.device) if padded else None
+    single = [name for name, states in num_states.items() if states == 1]
+    if config.layers_by_member:
+        for name in single:
+            if name in config.layers and not _picks_the_only_state(config.layers[name]):
+                raise ConfigError(
+                    f"member {name!r} has one state (no layers to choose from), so its layer choice must be "
+                    f"\"last\", got {config.layers[name]!r}; remove {name!r} from the layers option"
+                )
+        return
+    if len(single) < len(num_states) or _picks_the_only_state(config.layers):
+        return
+    from hear_gura.registry import load_ensemble
 
-    def member_hop(member: Member, head: Head) -> Optional[int]:
-        return head.config.hop_samples(scene) if member.hop_is_configurable else None
-
-    # 1. Each member once per distinct hop, with every layer choice the heads need.
-    features: Dict[Tuple[str, Optional[int], LayerSelection, int], torch.Tensor] = {}
-    for name, member in members.items():
-        for hop in dict.fromkeys(member_hop(member, head) for head in heads):
-            selections = list(dict.fromkeys(h.selections[name] for h in heads if member_hop(member, h) == hop))
-            if padded and not member.supports_padding:
-                for size, rows in groups.items():
-                    outputs = member.forward_many(audio[rows, :size], selections, hop)
-                    features.update({(name, hop, s, size): x for s, x in zip(selections, outputs)})
-                continue
-            outputs = member.forward_many(audio, selections, hop, size_tensor)
-            for selection, whole in zip(selections, outputs):
-                for size, rows in groups.items():
-                    count = member.frame_grid(size, hop).count
-                    features[(name, hop, selection, size)] = whole[rows, :count] if padded else whole
-
-    # 2. Per head: feature alignment, time alignment, fusion. A member's features
-    # are released after the last head that needs them (long clips: memory).
-    def feature_key(name: str, head: Head, size: int) -> Tuple[str, Optional[int], LayerSelection, int]:
-        return name, member_hop(members[name], head), head.selections[name], size
-
-    uses = Counter(feature_key(name, head, size) for head in heads for name in members for size in groups)
-
-    def aligned_features(head: Head, size: int, target: FrameGrid) -> Iterator[torch.Tensor]:
-        for name, member in members.items():
-            key = _, hop, _, _ = feature_key(name, head, size)
-            x = features[key]
-            uses[key] -= 1
-            if uses[key] == 0:
-                del features[key]
-            if head.target_width is not None:
-                x = resample_features(x, head.target_width)
-            yield align_time(x, member.frame_grid(size, hop), target, head.config.time_align).float()
-            del x
-
-    results = []
-    for head in heads:
-        grid_member = members[head.grid_name]
-        grid_hop = member_hop(grid_member, head)
-        frames: ClipFrames = [None] * batch  # type: ignore[list-item]
-        for size, rows in groups.items():
-            target = grid_member.frame_grid(size, grid_hop)
-            fused = fuse_stream(aligned_features(head, size, target), len(members), head.config.fusion)
-            for position, row in enumerate(rows):
-                frames[row] = (fused[position], target)
-        results.append(frames)
-    return results
-
-
-def precision(dtype: str, device: torch.device) -> ContextManager[None]:
-    """Autocast to the ``dtype`` option (a no-op for float32)."""
-    if dtype == "float32":
-        return contextlib.nullcontext()
-    if device.type == "cpu":
-        warnings.warn(
-            f"dtype={dtype} on CPU: CPUs without {dtype} units run it far slower than float32 "
-            "(measured ~200x for bfloat16 matmuls on AVX2); it is meant for GPUs",
-            stacklevel=3,
+    try:
+        declared = load_ensemble(config.name).layers
+    except ConfigError:  # not a named ensemble: only "last" is the default
+        declared = "last"
+    if config.layers != declared:
+        raise ConfigError(
+            f"layers {config.layers!r} has nothing to choose from: no member of {config.name!r} has more than "
+            f"one state ({', '.join(single)} each have one); drop the layers option or add a multi-layer member"
         )
-    return torch.autocast(device_type=device.type, dtype=getattr(torch, dtype))
+
+
+def computation_key(spec: MemberSpec, config: EnsembleConfig, manifest: Manifest) -> str:
+    """The identity of what a member computes in an ensemble (no weights loaded; checkpoints hashed once).
+
+    Its kind and params with every default filled in, the CONTENT of its
+    checkpoint (not the id or path: the same weights under two names are one
+    member), whether its waveform is normalised, its windowing of long clips and
+    its precision. Two members with equal keys give equal features, so a study
+    loads and runs such a member once (hop and layer selection are chosen per
+    call, see :mod:`hear_gura.member_pass`).
+    """
+    found = member_identity(locate_checkpoint(spec, manifest))
+    params = spec.resolved_params()
+    if found["content"] is not None:
+        params.pop("checkpoint", None)
+    return digest_of({
+        "type": spec.type, "params": params, "content": found["content"],
+        "normalize_waveform": config.normalizes(spec.name),
+        "window_samples": [int(config.max_window_seconds * SAMPLE_RATE), int(config.overlap_seconds * SAMPLE_RATE)],
+        "dtype": config.dtype,
+    })[:32]
+
+
+def build_config_member(spec: MemberSpec, config: EnsembleConfig, manifest: Manifest,
+                        key: Optional[str] = None) -> Member:
+    """Build and load one member as ``config`` uses it: normalisation, windowing, precision (eval mode)."""
+    member = build_member(spec, manifest, config.normalizes(spec.name))
+    member.set_windowing(int(config.max_window_seconds * SAMPLE_RATE), int(config.overlap_seconds * SAMPLE_RATE))
+    member.compute_dtype = config.dtype
+    member.computation_key = key
+    return member
 
 
 class EnsembleModel(torch.nn.Module):
@@ -184,22 +177,36 @@ class EnsembleModel(torch.nn.Module):
 
     sample_rate = SAMPLE_RATE
 
-    def __init__(self, config: EnsembleConfig, manifest: Manifest) -> None:
+    def __init__(self, config: EnsembleConfig, manifest: Manifest, with_keys: bool = False) -> None:
+        """Args:
+            config: the resolved ensemble.
+            manifest: where checkpoints are.
+            with_keys: also compute each member's :func:`computation_key` (hashes its
+                checkpoint once), which a feature cache needs.
+        """
         super().__init__()
         self.config = config
-        self.members = torch.nn.ModuleDict(
-            {spec.name: build_member(spec, manifest, config.normalizes(spec.name)) for spec in config.members}
-        )
-        for member in self.members.values():
-            member.set_windowing(
-                int(config.max_window_seconds * SAMPLE_RATE), int(config.overlap_seconds * SAMPLE_RATE)
-            )
+        self.members = torch.nn.ModuleDict({
+            spec.name: build_config_member(spec, config, manifest,
+                                           computation_key(spec, config, manifest) if with_keys else None)
+            for spec in config.members
+        })
         self.head = Head.build(config, self.members)
         self.timestamp_embedding_size = self.head.timestamp_embedding_size
         self.scene_embedding_size = self.head.scene_embedding_size
         self.min_samples = max(m.receptive_field for m in self.members.values())
         self.random_weights = any(m.random_weights for m in self.members.values())
         self.eval()
+
+    def train(self, mode: bool = True) -> "EnsembleModel":
+        """Keep the model in eval mode whatever ``mode``: it is for inference only.
+
+        Training mode would switch on the members' dropout (measured: outputs
+        change by up to 7.1), so ``model.train()`` followed by embedding gives the
+        eval-mode embeddings. ``model.training`` stays False.
+        """
+        super().train(False)
+        return self
 
     @property
     def layer_selections(self) -> Dict[str, LayerSelection]:
@@ -215,9 +222,8 @@ class EnsembleModel(torch.nn.Module):
     def frames(
         self, audio: torch.Tensor, scene: bool, lengths: Optional[Sequence[int]] = None
     ) -> ClipFrames:
-        """Fused frames of a batch (see :func:`run_members`)."""
-        with precision(self.config.dtype, audio.device):
-            return run_members(self.members, [self.head], audio, scene, lengths)[0]
+        """Fused frames of a batch (see :func:`hear_gura.member_pass.run_members`)."""
+        return run_members([HeadRequest(self.head, self.members, scene)], audio, lengths)[0]
 
     def timestamp_embeddings(self, audio: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """HEAR ``get_timestamp_embeddings``: ``(B, T, D)`` float32 and ``(B, T)`` ms."""
@@ -232,21 +238,28 @@ class EnsembleModel(torch.nn.Module):
             return pool_scene_frames(self.frames(audio, scene=True), self.head.scene_groups)
 
     def embed_clips(
-        self, clips: Sequence[torch.Tensor]
+        self, clips: Sequence[torch.Tensor], cache: Optional["FeatureCache"] = None,
+        counts: Optional[Counter] = None,
     ) -> List[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Embed clips of any lengths in one zero-padded batch.
+        """Embed clips of any lengths in one zero-padded batch, timestamp and scene outputs in ONE member pass.
+
+        Members with a fixed hop (SSL models, fbank) run once for both outputs;
+        CREPE runs at its two hops. The numbers are those of two separate passes
+        (the same operations on the same inputs).
 
         Args:
             clips: 1-D float tensors of samples at 16 kHz, on the model's device.
+            cache: per-clip member features on disk (the model must have been built ``with_keys``).
+            counts: if given, counts the member forward passes run (by member name).
         Returns:
             per clip: timestamp embeddings ``(T_i, D)``, timestamps ``(T_i,)`` in
             ms, and the scene embedding ``(scene_embedding_size,)``; the same as
             the HEAR functions give for each clip alone (to float round-off).
         """
         audio, lengths = pad_clips(clips, self.min_samples, self.device())
+        requests = [HeadRequest(self.head, self.members, scene=False), HeadRequest(self.head, self.members, scene=True)]
         with torch.no_grad():
-            timestamp_frames = self.frames(audio, scene=False, lengths=lengths)
-            scene_frames = self.frames(audio, scene=True, lengths=lengths)
+            timestamp_frames, scene_frames = run_members(requests, audio, lengths, cache=cache, counts=counts)
         return [
             (embedding, grid.centres_ms().to(audio.device), pool(scene[None], self.head.scene_groups)[0])
             for (embedding, grid), (scene, _) in zip(timestamp_frames, scene_frames)

@@ -7,7 +7,6 @@ onto the other). ``$HEAR_GURA_ENSEMBLES`` may name another folder.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from functools import lru_cache
@@ -37,37 +36,30 @@ def available_ensembles() -> List[str]:
     return sorted(p.stem for p in ensembles_dir().glob("*.json"))
 
 
-def _read_ensemble_file(name: str) -> dict:
-    """The JSON object an ensemble file declares (raises ConfigError: unknown name, invalid JSON)."""
+def _read_ensemble_text(name: str) -> str:
+    """The text of an ensemble file (raises ConfigError: unknown name)."""
     path = ensembles_dir() / f"{name}.json"
     if not path.is_file():
         raise ConfigError(f"unknown ensemble {name!r}; valid: {', '.join(available_ensembles())}")
+    return path.read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=256)
+def _parse_ensemble(name: str, text: str) -> EnsembleConfig:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ConfigError(f"ensemble file {path} is not valid JSON: {err}") from None
+        raise ConfigError(f"ensemble file {ensembles_dir() / (name + '.json')} is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"ensemble file {ensembles_dir() / (name + '.json')} must hold a JSON object")
+    return EnsembleConfig.from_dict(name, data)
 
 
-@lru_cache(maxsize=None)
 def load_ensemble(name: str) -> EnsembleConfig:
-    """The configuration an ensemble file declares.
+    """The configuration an ensemble file declares, as the file reads now (parsed once per content).
 
     Raises:
         ConfigError: unknown name (the message lists the known ones) or an
             invalid file.
     """
-    return EnsembleConfig.from_dict(name, _read_ensemble_file(name))
-
-
-def ensemble_fingerprint(name: str) -> str:
-    """A short hash of what an ensemble file declares (its ``description`` excluded).
-
-    The evaluation harness records it with every cell, so a cell computed under
-    an older definition of the ensemble is redone rather than trusted. The file
-    is read afresh (not cached): an edit shows at once.
-    """
-    load_ensemble(name)  # validates the declaration (cached)
-    data = _read_ensemble_file(name)
-    data.pop("description", None)
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    return _parse_ensemble(name, _read_ensemble_text(name))

@@ -1,8 +1,9 @@
-"""Checks on audio handed to the HEAR API; every error says how to fix the input."""
+"""Checks on audio handed to the HEAR API, and on option values; every error says how to fix the input."""
 
 from __future__ import annotations
 
-from typing import Optional
+import math
+from typing import List, Mapping, Optional
 
 import torch
 
@@ -61,3 +62,24 @@ def check_audio(audio: object, min_samples: int, device: Optional[torch.device])
             "zero-pad the clips to that length"
         )
     return audio
+
+
+def non_finite_numbers(value: object, path: str) -> List[str]:
+    """Where JSON-like ``value`` holds NaN or an infinity, e.g. ``["layers.weights[0] = nan"]``.
+
+    Python's ``json`` reads ``NaN``, ``Infinity`` and overflowing literals such as
+    ``1e999`` as non-finite floats; no option of this package takes one.
+
+    Args:
+        value: nested dicts, lists, tuples and scalars (an option value).
+        path: the name of ``value`` in messages (an option name).
+    Returns:
+        ``"path = value"`` for every non-finite float, depth first; empty when all are finite.
+    """
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [f"{path} = {value}"]
+    if isinstance(value, Mapping):
+        return [p for key, item in value.items() for p in non_finite_numbers(item, f"{path}.{key}")]
+    if isinstance(value, (list, tuple)):
+        return [p for index, item in enumerate(value) for p in non_finite_numbers(item, f"{path}[{index}]")]
+    return []

@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported
+if "HEAR_GURA_CACHE_DIR" not in os.environ:  # file digests of this run only, not the user's cache
+    import tempfile
+
+    os.environ["HEAR_GURA_CACHE_DIR"] = tempfile.mkdtemp(prefix="hear_gura_test_cache_")
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs two workers on two cores: one thread each, inherited by
     # the subprocesses (hear-validator, heareval) the tests start.
@@ -55,3 +59,14 @@ def load(manifest: Path):
         return cache[ensemble]
 
     return load_model
+
+
+@pytest.fixture(scope="session")
+def tasks_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two tiny HEAR tasks (tests/hear_tasks.py): a 3-fold scene task and a trainvaltest event task."""
+    from hear_tasks import write_event_task, write_scene_task
+
+    root = tmp_path_factory.mktemp("hear_tasks")
+    write_scene_task(root)
+    write_event_task(root)
+    return root

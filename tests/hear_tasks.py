@@ -17,6 +17,8 @@ import numpy as np
 import soundfile as sf
 
 SR = 16000
+#: Folder names of the two default tasks (the ``tasks_dir`` fixture in conftest.py writes both).
+SCENE, EVENT = "tiny_tones-v1-full", "tiny_onsets-v1-full"
 
 
 def _write_common(task: Path, metadata: dict, labels: List[str], splits: Dict[str, dict]) -> Path:

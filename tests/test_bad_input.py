@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
+import resource
 import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from conftest import make_audio
@@ -202,3 +210,171 @@ def test_unknown_option_lists_valid_options(manifest):
 def test_invalid_option_values(manifest, options, match):
     with pytest.raises(ConfigError, match=match):
         load_ensemble_model("fusion_cat", str(manifest), **options)
+
+
+# ------------------------------------------- manifests: loops and entries that escape
+def test_manifest_entry_that_is_a_symlink_loop_names_the_entry(tmp_path):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"facebook/hubert-xlarge-ll60k": "a"}))
+    with pytest.raises(CheckpointError, match=r"entry for 'facebook/hubert-xlarge-ll60k' \('a'\) is a symbolic link"):
+        load_ensemble_model("hubert", str(path))
+
+
+def test_manifest_that_is_a_symlink_loop(tmp_path):
+    (tmp_path / "m.json").symlink_to(tmp_path / "n.json")
+    (tmp_path / "n.json").symlink_to(tmp_path / "m.json")
+    with pytest.raises(CheckpointError, match=r"m\.json is a symbolic link loop"):
+        load_ensemble_model("hubert", str(tmp_path / "m.json"))
+
+
+@pytest.mark.parametrize("target,what", [("../..", "a folder without config.json"), ("../../x.txt", "a file")])
+def test_manifest_entry_escaping_its_folder_says_what_is_wrong(tmp_path, target, what):
+    """It used to say the id "is not in manifest" although the manifest maps it."""
+    folder = tmp_path / "a" / "b"
+    folder.mkdir(parents=True)
+    (tmp_path / "x.txt").write_text("not a checkpoint")
+    path = folder / "m.json"
+    path.write_text(json.dumps({"facebook/hubert-xlarge-ll60k": target}))
+    with pytest.raises(CheckpointError) as info:
+        load_ensemble_model("hubert", str(path))
+    text = str(info.value)
+    assert "is not in" not in text
+    assert f"maps 'facebook/hubert-xlarge-ll60k' to {(folder / target).resolve()}" in text
+    assert f"outside the manifest's folder {folder}" in text and f"it is {what}" in text and "config.json" in text
+
+
+# ------------------------------------------------------------ hear-gura embed
+HEAR_GURA = str(Path(sys.executable).parent / "hear-gura")
+
+
+def run_cli(*args: str, preexec_fn=None, **env_vars: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "HEAR_GURA_MANIFEST"}
+    env.update(HF_HUB_OFFLINE="1", **env_vars)
+    return subprocess.run([HEAR_GURA, *args], capture_output=True, text=True, env=env, timeout=600,
+                          preexec_fn=preexec_fn)
+
+
+def write_wav(path: Path, seconds: float = 1.0) -> Path:
+    sf.write(str(path), make_audio(seconds)[0].numpy(), 16000, subtype="PCM_16")
+    return path
+
+
+def assert_clean_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    assert any(line.startswith("hear-gura: error:") for line in result.stderr.splitlines()), result.stderr
+    for needle in needles:
+        assert needle in result.stderr, (needle, result.stderr)
+
+
+def test_embed_names_every_bad_input_before_loading_models(tmp_path):
+    """fusion_hubert cannot load here (offline, no manifest): the input check must come first."""
+    good = write_wav(tmp_path / "good.wav")
+    sf.write(str(tmp_path / "empty.wav"), np.zeros(0, dtype=np.float32), 16000)
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEjunk" + bytes(20))
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "loop.wav").symlink_to(tmp_path / "loop2.wav")
+    (tmp_path / "loop2.wav").symlink_to(tmp_path / "loop.wav")
+    bad = [tmp_path / n for n in ("empty.wav", "corrupt.wav", "folder", "loop.wav")]
+    result = run_cli("embed", "fusion_hubert", str(good), *map(str, bad), "--out", str(tmp_path / "out"),
+                     HF_HOME=str(tmp_path / "hf"))
+    assert_clean_error(result, "4 input file(s) cannot be embedded", f"{bad[0]}: holds no samples",
+                       f"{bad[1]}: not a readable audio file", f"{bad[2]}: is a directory",
+                       f"{bad[3]}: is a symbolic link loop")
+    assert "checkpoint" not in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_embed_refuses_an_out_that_is_a_file_or_under_one(tmp_path):
+    wav = write_wav(tmp_path / "a.wav")
+    (tmp_path / "taken").write_text("")
+    assert_clean_error(run_cli("embed", "fusion_hubert", str(wav), "--out", str(tmp_path / "taken")),
+                       f"--out {tmp_path / 'taken'} is an existing file")
+    assert_clean_error(run_cli("embed", "fusion_hubert", str(wav), "--out", str(tmp_path / "taken" / "sub")),
+                       "which is not a folder")
+
+
+def _honour_file_permissions() -> None:
+    """In the child, before exec: make root subject to file permissions, as any user is.
+
+    Drops CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and CAP_FOWNER from the
+    capability bounding set (``prctl(PR_CAPBSET_DROP)``), so the program root
+    runs next lacks them; it still owns the test's files.
+    """
+    if os.geteuid() != 0:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2, 3):
+        if libc.prctl(24, capability, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+
+def test_embed_refuses_a_read_only_out_before_loading_models(tmp_path):
+    wav = write_wav(tmp_path / "a.wav")
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    try:
+        for out in (read_only, read_only / "new"):
+            result = run_cli("embed", "fusion_hubert", str(wav), "--out", str(out),
+                             preexec_fn=_honour_file_permissions, HF_HOME=str(tmp_path / "hf"))
+            assert_clean_error(result, f"--out {out}", "not writable")
+            assert "checkpoint" not in result.stderr
+        assert list(read_only.iterdir()) == []
+    finally:
+        read_only.chmod(0o755)
+
+
+def test_embed_refuses_non_finite_options_naming_them(tmp_path):
+    wav = write_wav(tmp_path / "a.wav")
+    for text, name in [('{"max_window_seconds": Infinity}', "max_window_seconds = inf"),
+                       ('{"layers": {"weights": [1, NaN, 1, 1, 1]}}', "layers.weights[1] = nan"),
+                       ('{"window_overlap_seconds": -1e999}', "window_overlap_seconds = -inf")]:
+        result = run_cli("embed", "crepe", str(wav), "--out", str(tmp_path / "out"), "--options", text)
+        assert_clean_error(result, name, "non-finite")
+    assert not (tmp_path / "out").exists()
+
+
+def _file_size_limit(limit: int):
+    """A preexec_fn: writes past ``limit`` bytes fail with EFBIG, as on a full disk (no signal, no root)."""
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_embed_on_a_full_disk_leaves_nothing_half_written(tmp_path, manifest):
+    wavs = [str(write_wav(tmp_path / f"clip{i}.wav", seconds)) for i, seconds in enumerate((3.0, 0.5))]
+    out = tmp_path / "out"
+    # Room for the probe (4 KiB) and the short clip's files, not for the long clip's embedding (~19 KB).
+    result = run_cli("embed", "fusion_hubert", *wavs, "--out", str(out), "--model", str(manifest), "--quiet",
+                     "--batch-size", "1", preexec_fn=_file_size_limit(12_000))
+    assert_clean_error(result, f"cannot write {out / 'clip0.embedding.npy'}", "file size limit",
+                       "Nothing is half-written")
+    assert sorted(p.name for p in out.iterdir()) == [], "the long clip comes first; nothing of it may remain"
+    # Too little room even for the probe: refused before the models load.
+    result = run_cli("embed", "fusion_hubert", *wavs, "--out", str(tmp_path / "out2"), "--quiet",
+                     preexec_fn=_file_size_limit(1_000), HF_HOME=str(tmp_path / "hf"))
+    assert_clean_error(result, "cannot take new files", "file size limit")
+    assert "checkpoint" not in result.stderr and not (tmp_path / "out2").exists()
+
+
+def test_evaluate_stopped_by_an_error_does_not_leave_command_json_running(tmp_path):
+    """Any error inside the run (here: a cell's result path taken by a folder) ends as "failed", with the error."""
+    from hear_gura.cli import main
+    from hear_gura.harness.grid import build_variants
+    from hear_tasks import write_scene_task
+
+    task = write_scene_task(tmp_path / "tasks")
+    out = tmp_path / "out"
+    [variant] = build_variants(["fbank"], {})
+    blocker = out / "cells" / variant.slug / f"{task.name}.json"
+    blocker.mkdir(parents=True)
+    with pytest.raises(SystemExit) as info:
+        main(["evaluate", "--tasks-dir", str(tmp_path / "tasks"), "--ensembles", "fbank", "--out", str(out),
+              "--grid-points", "1", "--probe-grid", "faster"])
+    assert "evaluation stopped" in str(info.value.code) and str(blocker) in str(info.value.code)
+    command = json.loads((out / "command.json").read_text())
+    assert command["status"] == "failed" and str(blocker) in command["error"] and command["finished_at"]

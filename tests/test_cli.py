@@ -101,3 +101,37 @@ def test_torchrun_two_processes_write_the_same_bytes_as_one(tmp_path, manifest):
     for name in one:
         if name.endswith(".npy"):
             assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+
+
+def test_one_embed_folder_holds_one_identity_and_says_which(tmp_path, manifest):
+    """A second ensemble into the same --out is refused before any model loads; config.json describes every file."""
+    files = []
+    for i, seconds in enumerate((0.6, 1.1)):
+        path = tmp_path / f"c{i}.wav"
+        sf.write(path, make_audio(seconds, seed=i)[0].numpy(), 16000, subtype="PCM_16")
+        files.append(str(path))
+    out = tmp_path / "out"
+    first = run("embed", "fbank", files[0], "--out", str(out), "--quiet")
+    assert first.returncode == 0, first.stderr
+    record = json.loads((out / "config.json").read_text())
+    assert record["ensemble"] == "fbank" and record["status"] == "complete" and record["files"] == ["c0"]
+    assert record["identity"]["members"]["fbank"]["content"] == "weight-free" and not record["random_weights"]
+    assert record["config"]["window_overlap_seconds"] == record["identity"]["config"]["window_overlap_seconds"]
+
+    again = run("embed", "fbank", files[1], "--out", str(out), "--quiet")  # the same identity: adds files
+    assert again.returncode == 0, again.stderr
+    assert json.loads((out / "config.json").read_text())["files"] == ["c0", "c1"]
+
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    other = run("embed", "crepe", files[1], "--out", str(out), "--quiet")
+    assert other.returncode != 0 and "already holds embeddings of 'fbank'" in other.stderr, other.stderr
+    assert "ensemble configuration" in other.stderr and "Traceback" not in other.stderr
+    options = run("embed", "fbank", files[1], "--out", str(out), "--options", '{"scene_pooling": "groups:2"}')
+    assert options.returncode != 0 and "another identity" in options.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing touched
+
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "x.embedding.npy").write_bytes(b"")
+    unknown = run("embed", "fbank", files[0], "--out", str(stray), "--quiet")
+    assert unknown.returncode != 0 and "no config.json" in unknown.stderr

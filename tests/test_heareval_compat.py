@@ -26,6 +26,7 @@ def run_python(code: str) -> str:
 
 def test_tensorflow_stand_in_answers_only_the_torch_checks():
     out = run_python(
+        "import hearvalidator\n"
         "import tensorflow as tf, torch\n"
         "from hear_gura.heareval_compat import uses_tensorflow_stand_in\n"
         "print(uses_tensorflow_stand_in(), isinstance(torch.nn.Linear(1, 1), tf.Module), "
@@ -37,13 +38,50 @@ def test_tensorflow_stand_in_answers_only_the_torch_checks():
     assert "TensorFlow is not installed" in second and "pip install tensorflow" in second
 
 
-def test_prediction_module_is_patched_on_import():
+def test_tensorflow_stand_in_exists_only_where_heareval_or_hearvalidator_is_imported():
+    """Elsewhere `import tensorflow` fails as usual (libraries probing for TensorFlow must see it absent)."""
+    out = run_python(
+        "import importlib\n"
+        "def tf():\n"
+        "    try:\n        return importlib.import_module('tensorflow').__version__\n"
+        "    except ImportError as e:\n        return type(e).__name__\n"
+        "before = tf()\n"
+        "import heareval\n"
+        "print(before, tf())\n"
+    )
+    assert out.split() == ["ModuleNotFoundError", "0+hear_gura.stand_in"]
+
+
+def test_prediction_module_is_patched_on_import_without_a_process_wide_override():
     out = run_python(
         "import os\n"
         "import heareval.predictions.task_predictions as tp\n"
         "print(os.environ.get('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'), hasattr(tp.task_predictions_test, '__wrapped__'))\n"
     )
-    assert out.split() == ["1", "True"]
+    assert out.split() == ["None", "True"]
+
+
+def test_only_checkpoints_lightning_wrote_in_the_process_load_fully(tmp_path):
+    """heareval reloads its own checkpoints (pickled objects and all); any other file stays weights-only."""
+    out = run_python(
+        "import argparse, os, pickle, torch\n"
+        "import heareval.predictions.task_predictions\n"
+        "from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO\n"
+        "class Exploit:\n"
+        f"    def __reduce__(self):\n        return (os.system, ('touch {tmp_path / 'pwned'}',))\n"
+        "def load(path, how):\n"
+        "    try:\n        return how(path)\n"
+        "    except pickle.UnpicklingError:\n        return 'refused'\n"
+        f"own, other = '{tmp_path / 'own.ckpt'}', '{tmp_path / 'other.ckpt'}'\n"
+        "TorchCheckpointIO().save_checkpoint({'epoch': 3, 'hparams': argparse.Namespace(lr=0.5)}, own)\n"
+        "print(load(own, torch.load)['epoch'], load(own, TorchCheckpointIO().load_checkpoint)['hparams'].lr)\n"
+        "torch.save({'state': Exploit()}, other)\n"
+        "print(load(other, torch.load), load(other, TorchCheckpointIO().load_checkpoint))\n"
+        "torch.save({'state': Exploit()}, own)  # replaced after heareval wrote it\n"
+        "print(load(own, torch.load))\n"
+    )
+    assert out.split() == ["3", "0.5", "refused", "refused", "refused"]
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_startup_hook_imports_no_heavy_module():

@@ -113,3 +113,83 @@ def test_model_is_a_module_holding_every_weight(load):
     assert not model.training and all(not p.requires_grad for p in model.parameters())
     assert isinstance(model.sample_rate, int) and model.sample_rate == 16000
     assert isinstance(model.timestamp_embedding_size, int) and isinstance(model.scene_embedding_size, int)
+
+
+# ------------------------------------------------ option values that must be refused
+@pytest.mark.parametrize("weights,match", [
+    ([float("nan"), 1, 1, 1, 1], r"weight 0 is nan"),
+    ([1, float("inf"), 1, 1, 1], r"weight 1 is inf"),
+    ([1, 1, -1, 1, 1], r"weight 2 is -1\.0"),
+    ([1e308, 1e308, 1e308, 1e308, 5e307], r"positive, finite sum"),
+    ([0, 0, 0, 0, 0], r"positive, finite sum"),
+])
+def test_non_finite_or_negative_layer_weights_are_refused(weights, match):
+    """NaN weights used to give an all-NaN embedding and exit 0."""
+    from hear_gura.errors import ConfigError
+    from hear_gura.layers import parse_layer_choice
+
+    with pytest.raises(ConfigError, match=match):
+        parse_layer_choice({"weights": weights}, 5)
+
+
+def test_non_finite_option_values_are_refused_by_load_model(load):
+    """heareval passes --model-options through json.loads, which reads NaN and Infinity."""
+    from hear_gura.errors import ConfigError
+
+    for options, name in [({"layers": {"weights": [float("nan")] + [1.0] * 4}}, r"layers\.weights\[0\] = nan"),
+                          ({"max_window_seconds": float("inf")}, r"max_window_seconds = inf"),
+                          ({"window_overlap_seconds": float("nan")}, r"window_overlap_seconds = nan")]:
+        with pytest.raises(ConfigError, match=name + r".*not finite"):
+            load("fusion_hubert", **options)
+
+
+def test_large_raw_layer_weights_do_not_overflow_float32_states():
+    from hear_gura.layers import parse_layer_choice
+
+    states = [torch.full((2, 3), float(i + 1)) for i in range(5)]
+    out = parse_layer_choice({"weights": [0, 1e300, 3e300, 0, 0]}, 5).combine(iter(states))
+    assert torch.allclose(out, (states[1] + 3 * states[2]) / 4)
+
+
+def test_layers_for_members_with_one_state_are_refused(load):
+    """CREPE and fbank have one state: a layer choice for them other than "last" asks for layers they lack."""
+    from hear_gura.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"member 'crepe' has one state.*got 'mean'.*remove 'crepe'"):
+        load("fusion_cat", layers={"hubert": "mean", "crepe": "mean"})
+    with pytest.raises(ConfigError, match=r"member 'crepe' has one state.*got 2"):
+        load("fusion_cat", layers={"crepe": 2})
+    with pytest.raises(ConfigError, match=r"layers 'mean' has nothing to choose from.*crepe"):
+        load("crepe", layers="mean")
+    with pytest.raises(ConfigError, match=r"layers '1:' has nothing to choose from.*fbank"):
+        load("fbank", layers="1:")
+    # still accepted: "last" (or 0 / -1) for them, a global choice beside multi-layer members,
+    # and a subset of a declared ensemble inheriting its declared layers ("mean" in fusion_cat)
+    load("fusion_cat", layers={"crepe": "last", "hubert": 1})
+    load("crepe", layers=0)
+    assert load("fusion_cat", layers="0:2").layer_selections["crepe"].indices == (0,)
+    load("fusion_cat", members=["crepe"], grid="crepe")
+
+
+def test_feature_width_is_bounded():
+    """A typo in feature_width gave a 5.9 GB embedding for a 1 s clip."""
+    from hear_gura.errors import ConfigError
+
+    base = load_ensemble("fusion_cat")
+    with pytest.raises(ConfigError, match=r"feature_width 10,000,000 is above the limit of 65,536"):
+        base.with_options(feature_width=10_000_000)
+    assert base.with_options(feature_width=65_536).feature_width == 65_536  # generous for real models
+
+
+def test_training_mode_does_not_change_embeddings(load):
+    """Dropout in training mode changed outputs by up to 7.1: embeddings always come from eval mode."""
+    model = load("fusion_cat", fusion="cat_interleave")  # a fresh model: the cached one stays untouched
+    expected, _ = model.timestamp_embeddings(AUDIO)
+    scene = model.scene_embeddings(AUDIO)
+    model.train()
+    assert not model.training and not any(m.training for m in model.modules())
+    assert torch.equal(model.timestamp_embeddings(AUDIO)[0], expected)
+    model.members["hubert"].model.train()  # a submodule switched by hand is put back too
+    assert torch.equal(model.scene_embeddings(AUDIO), scene)
+    clip = model.embed_clips([AUDIO[0]])[0][0]
+    assert torch.allclose(clip, expected[0], atol=1e-5)

@@ -19,6 +19,9 @@ examples:
       --grid '{"fusion": ["avg", "cat_interleave"], "layers": ["last", "mean"]}'
 
 Reruns into the same --out skip finished cells. Each runner's output is in OUT/logs/.
+Every distinct member runs once per task for the whole study (all ensembles and grid points).
+Several processes or GPUs (rank r takes every N-th task's member pass, then every N-th probe):
+  torchrun --nproc-per-node 8 -m hear_gura evaluate --tasks-dir tasks --ensembles cat,fusion_cat --out results
 """
 
 
@@ -51,6 +54,7 @@ def _evaluate(args: argparse.Namespace, arguments: Dict[str, Any]) -> "Evaluatio
         verbose=args.verbose,
         fail_fast=args.fail_fast,
         report_only=args.report_only,
+        feature_cache=args.feature_cache,
         argv=sys.argv,
         arguments=arguments,
     )
@@ -83,4 +87,7 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failing cell")
     p.add_argument("--report-only", action="store_true",
                    help="run nothing: write results.{csv,md,png} from the cells finished so far (others: n/a)")
+    p.add_argument("--feature-cache", metavar="DIR",
+                   help="keep every member's features per clip in DIR (created) and reuse them: adding an ensemble "
+                        "or variant over the same members later runs no member (hear-gura cache info DIR)")
     p.set_defaults(func=cmd_evaluate)

@@ -10,38 +10,34 @@ others and the command exits with an error naming the failed cells.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
-import platform
+import os
 import sys
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from hear_gura.atomic import save_json
 from hear_gura.errors import HearGuraError
-from hear_gura.harness.grid import Variant, build_variants, canonical_json, parse_ensembles, parse_grid
+from hear_gura.harness.grid import Variant, build_variants, parse_ensembles, parse_grid
 from hear_gura.harness.leaderboard import SOURCE, leaderboard_column, load_leaderboard
+from hear_gura.harness.preflight import preflight
 from hear_gura.harness.report import build_table, write_csv, write_heatmap, write_markdown
 from hear_gura.harness.runner import (
-    PROBE_GRIDS, Cell, CellOutcome, CellRunner, Settings, load_json, now_text, uses_random_weights,
+    PROBE_GRIDS, Cell, CellOutcome, CellRunner, Settings, load_json, now_text, variant_identities,
 )
 from hear_gura.harness.scores import TaskInfo, discover_tasks
 
 REFERENCES = ("gura",)
-VERSIONED = ("hear_gura", "torch", "transformers", "heareval", "pytorch-lightning", "torchcrepe", "espnet-s3prl")
 
 
 def versions() -> Dict[str, str]:
-    """Versions of python and of the packages the numbers depend on."""
-    found = {"python": platform.python_version()}
-    for name in VERSIONED:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
+    """Versions of python, hear_gura (with its source hash) and the packages the numbers depend on."""
+    from hear_gura.identity import versions as identity_versions
+
+    return dict(identity_versions())
 
 
 @dataclass
@@ -79,6 +75,7 @@ def evaluate(
     verbose: bool = False,
     fail_fast: bool = False,
     report_only: bool = False,
+    feature_cache: Optional[str] = None,
     argv: Optional[Sequence[str]] = None,
     arguments: Optional[Dict[str, Any]] = None,
 ) -> EvaluationResult:
@@ -99,6 +96,8 @@ def evaluate(
         fail_fast: stop at the first failing cell.
         report_only: run nothing; write the reports from the cells finished so far
             (the others show as n/a), e.g. while another process is still running.
+        feature_cache: a folder of per-clip member features (:mod:`hear_gura.feature_cache`)
+            that study steps read and fill: a later study over the same members runs none.
         argv, arguments: recorded in ``command.json`` (default ``sys.argv``).
     Returns:
         an :class:`EvaluationResult`; raises nothing for failed cells (see ``.failed``).
@@ -122,12 +121,22 @@ def evaluate(
     names = parse_ensembles(ensembles)
     variants = build_variants(names, parse_grid(grid), manifest)
     task_infos = discover_tasks(tasks_dir, tasks)
+    if not report_only:  # every wav and label heareval will read, before any model or embedding work
+        preflight(tasks_dir, task_infos)
+    identities = variant_identities(variants, manifest)
+    cache_folder = None
+    if feature_cache and not report_only:
+        from hear_gura.feature_cache import FeatureCache
+
+        cache_folder = str(Path(feature_cache).expanduser().absolute())
+        FeatureCache(cache_folder)  # refuses a folder that is not a cache, before any work
     plan = Plan(
         out_dir=Path(out).expanduser().absolute(),
         variants=variants,
         tasks=task_infos,
-        random_flags={v.label: uses_random_weights(v, manifest) for v in variants},
-        settings=Settings(manifest=manifest, grid_points=grid_points, probe_grid=probe_grid),
+        random_flags={label: bool(identity["random_weights"]) for label, identity in identities.items()},
+        settings=Settings(manifest=manifest, grid_points=grid_points, probe_grid=probe_grid, identities=identities,
+                          feature_cache=cache_folder),
         reference=reference,
         reference_columns={t.folder: c for t in task_infos if (c := leaderboard_column(t.folder)) is not None}
         if reference == "gura" else {},
@@ -149,6 +158,8 @@ def evaluate(
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     if report_only:  # reads finished cells, writes the reports atomically: no lock needed
         return run_plan(plan, report_only=True)
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 holds the lock for the whole job
+        return run_plan(plan, verbose=verbose, fail_fast=fail_fast)
     with _exclusive(plan.out_dir):
         return run_plan(plan, verbose=verbose, fail_fast=fail_fast)
 
@@ -160,8 +171,9 @@ class Plan:
     Attributes:
         out_dir: the output folder (absolute).
         variants: rows, in order; ``tasks``: columns, in order.
-        random_flags: variant label -> uses RANDOM fixture weights.
-        settings: manifest and probe settings shared by all cells.
+        random_flags: variant label -> would use RANDOM fixture weights if run now (for progress
+            lines; tables label rows from what each finished cell recorded).
+        settings: manifest, probe settings and each variant's identity, shared by all cells.
         reference, reference_columns: the ``--reference`` and its official task folder -> column map.
         command: what ``command.json`` records besides times and status.
     """
@@ -193,12 +205,40 @@ def _exclusive(out_dir: Path) -> Iterator[None]:
         yield
 
 
-def share_key(cell: Cell) -> Tuple[str, str, str]:
-    """Cells with equal keys can take their embeddings from one member pass."""
-    from hear_gura.shared import MEMBER_OPTIONS
+def save_command_status(path: Path, command: Dict[str, Any]) -> None:
+    """Write ``command.json`` so that it never keeps saying "running" after the run stopped.
 
-    members = {k: v for k, v in cell.variant.options.items() if k in MEMBER_OPTIONS}
-    return cell.task.folder, cell.variant.ensemble, canonical_json(members)
+    Atomically if possible; on a full disk (no room for the temporary file) by
+    overwriting it in place (truncating first frees its blocks); and if even
+    that fails, the stale file is removed.
+    """
+    try:
+        save_json(path, command)
+        return
+    except OSError:
+        pass
+    try:
+        path.write_text(json.dumps(command, indent=2, default=str) + "\n", encoding="utf-8")
+        return
+    except OSError:
+        path.unlink(missing_ok=True)
+
+
+def study_steps(cells: Sequence[Cell], tasks: Sequence[TaskInfo], runner: CellRunner) -> List[List[Cell]]:
+    """Per task (in order): the cells whose embeddings one member pass of the study computes.
+
+    A task gets a study step when two or more of its cells still need
+    embeddings (or one, with a feature cache); a lone variant is left to
+    heareval's own runner in its cell. The list has one entry per task (maybe
+    empty), so ranks can take tasks by index.
+    """
+    steps = []
+    for task in tasks:
+        mates = [c for c in cells if c.task.folder == task.folder and runner.finished_record(c) is None
+                 and not runner.embeddings_ready(c)]
+        wanted = len(mates) > 1 or (len(mates) == 1 and runner.settings.feature_cache is not None)
+        steps.append(mates if wanted else [])
+    return steps
 
 
 def run_plan(
@@ -206,70 +246,155 @@ def run_plan(
 ) -> EvaluationResult:
     """Run every cell of a plan (skipping finished ones), then write the reports and ``command.json``.
 
+    Two phases: (1) per task, one member pass of the study computes the
+    embeddings of every variant that needs them (:meth:`CellRunner.study_embeddings`);
+    (2) per cell, heareval's probe (and heareval's embedding runner for a cell
+    whose task had no study step). Under ``torchrun`` (``WORLD_SIZE`` > 1) rank
+    ``r`` takes every ``WORLD_SIZE``-th task in phase 1 and every
+    ``WORLD_SIZE``-th cell in phase 2, with a barrier between; rank 0 writes the
+    reports and ``command.json``. Every cell's files are written atomically by
+    the rank that ran it, so a rerun after a rank died resumes.
+
     With ``report_only`` nothing runs and ``command.json`` is left alone: the
     reports cover the finished cells.
     """
-    out_dir, command = plan.out_dir, dict(plan.command, started_at=now_text(), status="running")
-    if not report_only:
+    from hear_gura.distributed import Shard
+
+    shard = Shard() if report_only else Shard.from_environment(backend="gloo", timeout_hours=STUDY_TIMEOUT_HOURS)
+    leader = shard.rank == 0
+    if shard.world_size > 1:
+        pin_gpu_for_subprocesses(shard.local_rank)
+    out_dir, command = plan.out_dir, dict(plan.command, started_at=now_text(), status="running",
+                                          processes=shard.world_size)
+    if not report_only and leader:
         save_json(out_dir / "command.json", command)
     result = EvaluationResult(out_dir)
     runner = CellRunner(plan.settings, echo=verbose)
     cells = [Cell(v, t, out_dir) for v in plan.variants for t in plan.tasks]
-    settings = plan.settings
-    print(f"hear-gura evaluate: {len(plan.variants)} variant(s) x {len(plan.tasks)} task(s) = {len(cells)} cell(s); "
-          f"probe grid {settings.probe_grid!r}, {settings.grid_points} grid point(s); output in {out_dir}", flush=True)
-    if any(plan.random_flags.values()):
-        print("NOTE: rows marked (random weights) use tiny RANDOM fixture checkpoints: their scores test the "
-              "pipeline, not the models", flush=True)
+    settings, tag = plan.settings, shard.label()
+    if leader:
+        print(f"hear-gura evaluate: {len(plan.variants)} variant(s) x {len(plan.tasks)} task(s) = {len(cells)} "
+              f"cell(s); probe grid {settings.probe_grid!r}, {settings.grid_points} grid point(s); output in {out_dir}"
+              + (f"; {shard.world_size} processes" if shard.world_size > 1 else ""), flush=True)
+        if any(plan.random_flags.values()):
+            print("NOTE: rows marked (random weights) use tiny RANDOM fixture checkpoints: their scores test the "
+                  "pipeline, not the models", flush=True)
     start = time.perf_counter()
+    mine: List[CellOutcome] = []
     try:
-        for index, cell in enumerate(cells, 1):
-            prefix = f"[{index}/{len(cells)}] {cell.name}"
+        if not report_only:
+            steps = study_steps(cells, plan.tasks, runner)
+            for index, step in shard.take(list(enumerate(steps))):
+                if step:
+                    print(f"[task {index + 1}/{len(plan.tasks)}]{tag} {plan.tasks[index].folder}: "
+                          f"{len(step)} variant(s)", flush=True)
+                    runner.study_embeddings(step)
+            shard.barrier()
+        for index, cell in shard.take(list(enumerate(cells, 1))):
+            prefix = f"[{index}/{len(cells)}]{tag} {cell.name}"
             finished = runner.finished_record(cell)
             if finished is not None:
                 print(f"{prefix}: done earlier ({finished['metric']} = {finished['score']:.4f}), skipped", flush=True)
-                result.outcomes.append(CellOutcome(cell, "skipped", finished))
+                mine.append(CellOutcome(cell, "skipped", finished))
                 continue
+            stale = runner.stale_reasons(cell)
             if report_only:
-                print(f"{prefix}: not finished, not run (--report-only)", flush=True)
-                result.outcomes.append(CellOutcome(cell, "not run"))
+                why = f"finished under another identity ({'; '.join(stale)}), not shown" if stale else "not finished"
+                print(f"{prefix}: {why}, not run (--report-only)", flush=True)
+                mine.append(CellOutcome(cell, "not run"))
                 continue
             random_weights = plan.random_flags[cell.variant.label]
             print(prefix + (" (random weights)" if random_weights else ""), flush=True)
+            if stale:
+                print(f"      an earlier result was computed under another identity ({'; '.join(stale)}): redoing",
+                      flush=True)
             cell_start = time.perf_counter()
-            mates = [c for c in cells if share_key(c) == share_key(cell) and runner.finished_record(c) is None
-                     and not runner.embeddings_ready(c)]
-            if len(mates) > 1 and cell in mates:
-                runner.shared_embeddings(mates)
-            outcome = runner.run(cell, random_weights)
-            result.outcomes.append(outcome)
+            outcome = runner.run(cell)
+            mine.append(outcome)
             print(f"      {outcome.status} in {_duration(time.perf_counter() - cell_start)}", flush=True)
             if outcome.status == "failed" and fail_fast:
                 break
+        result.outcomes = gather_outcomes(shard, cells, mine)
+        if runner.cache_totals and settings.feature_cache:
+            totals = runner.cache_totals
+            looked_up = totals["hits"] + totals["misses"]
+            print(f"feature cache {settings.feature_cache}{tag}: {totals['hits']:,} hits, {totals['misses']:,} misses"
+                  + (f" ({100 * totals['hits'] / looked_up:.1f} % hit rate)" if looked_up else "")
+                  + (f", {totals['corrupt']} corrupt entries recomputed" if totals["corrupt"] else ""), flush=True)
+        if leader:
+            result.files = write_reports(plan, result)
     except KeyboardInterrupt:
         command.update({"status": "interrupted", "finished_at": now_text()})
-        save_json(out_dir / "command.json", command)
-        print(f"\ninterrupted: {sum(1 for o in result.outcomes if o.record)} cell(s) finished; run the same command "
+        if not report_only and leader:
+            save_command_status(out_dir / "command.json", command)
+        print(f"\ninterrupted{tag}: {sum(1 for o in mine if o.record)} cell(s) finished; run the same command "
               "again to resume (finished cells are skipped, the interrupted one is redone)", flush=True)
         raise
-
-    result.files = write_reports(plan, result)
+    except Exception as err:
+        # Whatever stops the run (a full disk, a bug), command.json must not keep saying "running".
+        if not report_only and leader:
+            command.update({"status": "failed", "finished_at": now_text(), "error": f"{type(err).__name__}: {err}"})
+            save_command_status(out_dir / "command.json", command)
+        if isinstance(err, OSError):
+            raise HearGuraError(
+                f"evaluation stopped: {err}; is the disk full or {out_dir} not writable? "
+                f"{sum(1 for o in mine if o.record)} cell(s) finished; fix it and run the same command "
+                "again to resume"
+            ) from err
+        raise
+    finally:
+        shard.close()
     if report_only:
         print(f"{len(cells)} cell(s): {result.count('skipped')} finished, {result.count('not run')} not run; "
               f"wrote {', '.join(str(p) for p in result.files.values())}", flush=True)
         return result
-    command.update({
-        "status": "failed cells" if result.failed else "finished",
-        "finished_at": now_text(),
-        "seconds": round(time.perf_counter() - start, 1),
-        "cells": {s: result.count(s) for s in ("done", "skipped", "failed")},
-        "failed": [o.cell.name for o in result.failed],
-    })
-    save_json(out_dir / "command.json", command)
-    print(f"{len(cells)} cell(s): {result.count('done')} run, {result.count('skipped')} skipped, "
-          f"{len(result.failed)} failed, in {_duration(time.perf_counter() - start)}; "
-          f"wrote {', '.join(str(p) for p in result.files.values())}", flush=True)
+    if leader:
+        command.update({
+            "status": "failed cells" if result.failed else "finished",
+            "finished_at": now_text(),
+            "seconds": round(time.perf_counter() - start, 1),
+            "cells": {s: result.count(s) for s in ("done", "skipped", "failed")},
+            "failed": [o.cell.name for o in result.failed],
+        })
+        save_command_status(out_dir / "command.json", command)
+        print(f"{len(cells)} cell(s): {result.count('done')} run, {result.count('skipped')} skipped, "
+              f"{len(result.failed)} failed, in {_duration(time.perf_counter() - start)}; "
+              f"wrote {', '.join(str(p) for p in result.files.values())}", flush=True)
     return result
+
+
+#: How long a rank may wait at a barrier for the others (one probe of a big task can take hours).
+STUDY_TIMEOUT_HOURS = 72.0
+
+
+def pin_gpu_for_subprocesses(local_rank: int) -> None:
+    """Make the runners this rank starts use GPU ``local_rank`` (heareval's runner takes "cuda", i.e. the first)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible:
+        devices = [d for d in visible.split(",") if d.strip()]
+        if devices:
+            os.environ["CUDA_VISIBLE_DEVICES"] = devices[local_rank % len(devices)]
+        return
+    import torch
+
+    count = torch.cuda.device_count()
+    if count:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(local_rank % count)
+
+
+def gather_outcomes(shard: Any, cells: Sequence[Cell], mine: Sequence[CellOutcome]) -> List[CellOutcome]:
+    """Every rank's cell outcomes, in cell order (one rank: its own)."""
+    if shard.world_size <= 1:
+        order = {id(c): i for i, c in enumerate(cells)}
+        return sorted(mine, key=lambda o: order[id(o.cell)])
+    import torch.distributed as dist
+
+    index = {c.name: i for i, c in enumerate(cells)}
+    local = [(index[o.cell.name], o.status, o.record, o.error, o.steps) for o in mine]
+    gathered: List[Any] = [None] * shard.world_size
+    dist.all_gather_object(gathered, local)
+    merged = sorted((item for part in gathered for item in part), key=lambda item: item[0])
+    return [CellOutcome(cells[i], status, record, error, list(steps)) for i, status, record, error, steps in merged]
 
 
 def write_reports(plan: Plan, result: EvaluationResult) -> Dict[str, Path]:
@@ -277,7 +402,7 @@ def write_reports(plan: Plan, result: EvaluationResult) -> Dict[str, Path]:
     records = {(o.cell.variant.label, o.cell.task.folder): o.record for o in result.outcomes if o.record}
     ordered = [o.record for o in result.outcomes if o.record]
     leaderboard = load_leaderboard() if plan.reference_columns else None
-    table = build_table(plan.tasks, plan.variants, plan.random_flags, records, leaderboard, plan.reference_columns)
+    table = build_table(plan.tasks, plan.variants, records, leaderboard, plan.reference_columns)
     table.notes = _notes(plan, result)
     files = {"csv": plan.out_dir / "results.csv", "md": plan.out_dir / "results.md",
              "png": plan.out_dir / "results.png"}
@@ -303,7 +428,7 @@ def _notes(plan: Plan, result: EvaluationResult) -> List[str]:
     if any(o.record and not math.isfinite(float(o.record["score"])) for o in result.outcomes):
         notes.append("nan: heareval's score is undefined, e.g. an event-task probe that predicted no event "
                      "(sed_eval's F-measure is 0/0); kept as heareval wrote it, not replaced by 0.")
-    if any(plan.random_flags.values()):
+    if any(o.record and o.record.get("random_weights") for o in result.outcomes):
         notes.append("Rows marked *(random weights)* use tiny RANDOM fixture checkpoints (`hear-gura fixtures`): "
                      "their scores test the pipeline and say nothing about the pretrained models.")
     if reference_columns:

@@ -203,9 +203,18 @@ def _hf_depth(checkpoint: str, manifest: Any) -> Optional[int]:
 
 
 def _check_layer_choices(config: Any, manifest: Any) -> None:
-    """Parse the layer choice of every multi-layer member against its depth (no weights loaded)."""
-    from hear_gura.layers import parse_layer_choice
+    """Parse the layer choice of every multi-layer member against its depth (no weights loaded).
 
+    One-state members (CREPE, weight-free s3prl features) follow the rule
+    :meth:`hear_gura.model.Head.build` applies when the model is built.
+    """
+    from hear_gura.layers import parse_layer_choice
+    from hear_gura.members.s3prl_upstream import WEIGHT_FREE_UPSTREAMS
+    from hear_gura.model import check_layers_have_layers
+
+    one_state = {m.name: 1 for m in config.members
+                 if m.type == "crepe" or (m.type == "s3prl" and m.params.get("upstream") in WEIGHT_FREE_UPSTREAMS)}
+    check_layers_have_layers(config, {m.name: one_state.get(m.name, 2) for m in config.members})
     for member in config.members:
         if member.type == "crepe":
             continue

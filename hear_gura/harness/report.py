@@ -87,7 +87,6 @@ def row_label(label: str, random_weights: bool) -> str:
 def build_table(
     tasks: Sequence[TaskInfo],
     variants: Sequence[Variant],
-    random_flags: Dict[str, bool],
     records: Dict[tuple, Dict[str, Any]],
     reference: Optional[Dict[str, Dict[str, float]]] = None,
     reference_columns: Optional[Dict[str, str]] = None,
@@ -97,18 +96,17 @@ def build_table(
     Args:
         tasks: columns, in order.
         variants: :class:`~hear_gura.harness.grid.Variant` rows, in order.
-        random_flags: variant label -> uses RANDOM fixture weights.
         records: (variant label, task folder) -> the cell's result record.
         reference: published scores ``{model: {leaderboard column: score}}``.
         reference_columns: task folder -> leaderboard column (official tasks only).
     """
     table = ScoreTable([t.folder for t in tasks], [t.primary_metric for t in tasks])
     for variant in variants:
-        values = []
-        for task in tasks:
-            record = records.get((variant.label, task.folder))
-            values.append(float(record["score"]) if record else None)
-        table.rows.append(ScoreRow(row_label(variant.label, random_flags.get(variant.label, False)), MEASURED, values))
+        found = [records.get((variant.label, task.folder)) for task in tasks]
+        values = [float(record["score"]) if record else None for record in found]
+        # The label says what the finished cells recorded, never what a manifest given now would load.
+        random_weights = any(bool(record.get("random_weights")) for record in found if record)
+        table.rows.append(ScoreRow(row_label(variant.label, random_weights), MEASURED, values))
     if reference and reference_columns:
         for model, scores in reference.items():
             values = [scores.get(reference_columns.get(t.folder, "")) for t in tasks]

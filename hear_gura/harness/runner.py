@@ -1,23 +1,26 @@
 """One cell = one ensemble variant x one task: heareval's embedding runner, then its prediction runner.
 
 Each runner is a subprocess (``python -m hear_gura.heareval_compat``), so a
-crash, a leak or a CUDA error stays inside its cell. Variants of one ensemble
-that differ only in head options (fusion, layers, alignment, pooling) get their
-embeddings from one shared member pass (:mod:`hear_gura.harness.shared_embed`),
-in the same files heareval's runner writes. Outputs under ``OUT``::
+crash, a leak or a CUDA error stays inside its cell. When several variants
+(of any ensembles) need a task, their embeddings come from one pass of their
+distinct members (:mod:`hear_gura.harness.shared_embed`), in the same files
+heareval's runner writes. Outputs under ``OUT``::
 
     embeddings/<variant slug>/hear_gura.<ensemble>[-options]/<task>/   heareval's own layout
     cells/<variant slug>/<task>.embeddings.json   written once the embeddings are complete
     cells/<variant slug>/<task>.json              the cell's result, written last
     logs/<variant slug>/<task>.{embeddings,predictions}.log
-    logs/shared/<ensemble>.<task>.shared-embeddings.log   one member pass for several variants
+    logs/study/<task>.embeddings.{log,json}   the study's member pass on a task (json: passes, cache counts)
 
-Resuming: a cell whose result file exists with the same settings is skipped.
-Embeddings are trusted only when heareval's ``.done.embeddings`` marker *and*
-our ``.embeddings.json`` record (same module, options, manifest, task folder, task
-content, :func:`hear_gura.harness.scores.task_fingerprint`, and ensemble
-definition, :func:`hear_gura.registry.ensemble_fingerprint`) exist;
-anything else in the task's embedding folder is deleted and recomputed.
+Resuming: a cell is skipped only when its result file records the same
+identity as the cell would have now (:mod:`hear_gura.identity`): the resolved
+ensemble configuration, the content of every checkpoint its members load, the
+task's content (every clip's bytes), the versions of hear_gura and the
+packages behind the numbers, and the probe settings. Embeddings are trusted
+only when heareval's ``.done.embeddings`` marker *and* our
+``.embeddings.json`` record with the same identity exist; anything else in the
+task's embedding folder is deleted and recomputed. A cell whose identity
+cannot be proven (weights that are not on this machine) is always recomputed.
 Prediction outputs without a result file are deleted and recomputed. Every
 file of ours is written atomically, so an interrupted run leaves nothing a
 rerun would trust by mistake.
@@ -27,19 +30,20 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple
 
 from hear_gura.atomic import save_json
-from hear_gura.errors import CheckpointError, HearGuraError
+from hear_gura.errors import HearGuraError
 from hear_gura.harness.grid import Variant
 from hear_gura.harness.scores import TaskInfo, read_scores
-from hear_gura.registry import ensemble_fingerprint
+from hear_gura.identity import differences, same_identity
 
 DONE_EMBEDDINGS = ".done.embeddings"
 DONE_PREDICTIONS = "prediction-done.json"
@@ -106,48 +110,13 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.replace("\r", "\n").splitlines()[-lines:])
 
 
-def uses_random_weights(variant: Variant, manifest: Optional[str]) -> bool:
-    """Whether a variant's model would load ``hear-gura fixtures`` (RANDOM) weights, without loading it.
-
-    Reads the ``config.json`` of every checkpoint a member names (through the
-    manifest, or ``$HEAR_GURA_MANIFEST`` when ``manifest`` is None) for the
-    fixture marker.
-
-    Raises:
-        CheckpointError: the manifest is missing or malformed.
-    """
-    from hear_gura.manifest import Manifest
-    from hear_gura.members.hf import FIXTURE_MARKER
-    from hear_gura.registry import load_ensemble
-
-    config = load_ensemble(variant.ensemble).with_options(**json.loads(variant.options_json))
-    checkpoints = Manifest.load(manifest)
-    for member in config.members:
-        checkpoint = member.params.get("checkpoint")
-        if not checkpoint:
-            continue
-        try:
-            path = checkpoints.resolve(str(checkpoint))
-        except CheckpointError:
-            path = None
-        if path is None and Path(str(checkpoint)).is_dir():
-            path = Path(str(checkpoint))
-        if path is None:
-            continue
-        data = load_json(path / "config.json")
-        if isinstance(data, dict) and data.get(FIXTURE_MARKER):
-            return True
-        if data is None and checkpoints.random_weights and str(checkpoint) in checkpoints.entries:
-            return True
-    return False
-
-
 @dataclass(frozen=True)
 class Settings:
     """What a cell's result depends on besides its variant and task.
 
     Attributes:
         manifest: absolute path of the checkpoint manifest, or None.
+        feature_cache: a feature cache folder the study steps read and fill, or None.
         grid_points: heareval's ``--grid-points``.
         probe_grid: heareval's ``--grid`` (``default``, ``fast``, ``faster``).
     """
@@ -155,9 +124,37 @@ class Settings:
     manifest: Optional[str] = None
     grid_points: int = 8
     probe_grid: str = "default"
+    feature_cache: Optional[str] = None
+    identities: Mapping[str, Dict[str, Any]] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def probe(self) -> Dict[str, Any]:
         return {"grid_points": self.grid_points, "grid": self.probe_grid}
+
+    def ensemble_identity(self, variant: Variant) -> Dict[str, Any]:
+        """The variant's :func:`hear_gura.identity.ensemble_identity` (computed by the plan, once per variant)."""
+        try:
+            return self.identities[variant.label]
+        except KeyError:
+            raise HearGuraError(f"no identity computed for {variant.label}; build Settings with "
+                                "variant_identities()") from None
+
+
+def variant_identities(variants: Sequence[Variant], manifest: Optional[str]) -> Dict[str, Dict[str, Any]]:
+    """Each variant's ensemble identity: resolved config, checkpoint contents, versions (no weights loaded).
+
+    ``manifest`` None means what the embedding runner would use: ``$HEAR_GURA_MANIFEST`` or none.
+
+    Raises:
+        CheckpointError: the manifest is missing or malformed, or maps a checkpoint to a missing path.
+        ConfigError: a variant's options are invalid.
+    """
+    from hear_gura.identity import ensemble_identity
+    from hear_gura.manifest import Manifest
+    from hear_gura.registry import load_ensemble
+
+    checkpoints = Manifest.load(manifest)
+    return {v.label: ensemble_identity(load_ensemble(v.ensemble).with_options(**json.loads(v.options_json)),
+                                       checkpoints) for v in variants}
 
 
 @dataclass(frozen=True)
@@ -188,9 +185,9 @@ class Cell:
     def log_path(self, step: str) -> Path:
         return self.out / "logs" / self.variant.slug / f"{self.task.folder}.{step}.log"
 
-    def shared_log_path(self, step: str) -> Path:
-        """Log of a step shared by the variants of this cell's ensemble on its task."""
-        return self.out / "logs" / "shared" / f"{self.variant.ensemble}.{self.task.folder}.{step}.log"
+    def study_log_path(self) -> Path:
+        """Log of the member pass this cell's task shares with the other variants of the study."""
+        return self.out / "logs" / "study" / f"{self.task.folder}.embeddings.log"
 
     def embedding_dir(self) -> Optional[Path]:
         """heareval's folder for this task (``<root>/<module>[-options]/<task>``), or None before it exists."""
@@ -199,10 +196,15 @@ class Cell:
             raise HearGuraError(f"several embedding folders for {self.name}: {', '.join(map(str, found))}")
         return found[0] if found else None
 
-    def embedding_signature(self, settings: Settings) -> Dict[str, Any]:
-        return {"module": self.variant.module, "options": self.variant.options, "manifest": settings.manifest,
-                "task": str(self.task.path), "task_content": self.task.fingerprint,
-                "definition": ensemble_fingerprint(self.variant.ensemble)}
+    def embedding_identity(self, settings: Settings) -> Dict[str, Any]:
+        """What this cell's embeddings depend on (see :mod:`hear_gura.identity`)."""
+        return {"module": self.variant.module, "options": self.variant.options,
+                **settings.ensemble_identity(self.variant),
+                "task": {"folder": self.task.folder, "content": self.task.fingerprint}}
+
+    def identity(self, settings: Settings) -> Dict[str, Any]:
+        """What this cell's score depends on: its embeddings' identity and the probe settings."""
+        return {**self.embedding_identity(settings), "probe": settings.probe()}
 
 
 @dataclass
@@ -247,22 +249,26 @@ class CellRunner:
         self.settings = settings
         self.echo = echo
         self.stream = stream or sys.stdout
+        self.cache_totals: Counter = Counter()
 
     def say(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
 
     def finished_record(self, cell: Cell) -> Optional[Dict[str, Any]]:
-        """The cell's result if it was finished with these settings, else None."""
+        """The cell's result if it was finished under the identity the cell has now, else None."""
+        record = load_json(cell.result_path)
+        if isinstance(record, dict) and same_identity(record.get("identity"), cell.identity(self.settings)):
+            return record
+        return None
+
+    def stale_reasons(self, cell: Cell) -> List[str]:
+        """Why a finished result of this cell cannot be reused (empty: none exists, or it can)."""
         record = load_json(cell.result_path)
         if not isinstance(record, dict):
-            return None
-        if record.get("embedding") != cell.embedding_signature(self.settings):
-            return None
-        if record.get("probe") != self.settings.probe():
-            return None
-        return record
+            return []
+        return differences(record.get("identity"), cell.identity(self.settings))
 
-    def run(self, cell: Cell, random_weights: bool) -> CellOutcome:
+    def run(self, cell: Cell) -> CellOutcome:
         """Run (or skip) one cell; never raises for a failing runner (the outcome says ``failed``)."""
         record = self.finished_record(cell)
         if record is not None:
@@ -277,6 +283,7 @@ class CellRunner:
         if predicted is None:
             return outcome
         scores, predict_seconds = predicted
+        identity = cell.identity(self.settings)
         record = {
             "ensemble": cell.variant.ensemble,
             "variant": cell.variant.label,
@@ -292,9 +299,10 @@ class CellRunner:
             "embedding_width": width,
             "embed_seconds": round(embed_seconds, 2),
             "predict_seconds": round(predict_seconds, 2),
-            "random_weights": random_weights,
-            "embedding": cell.embedding_signature(self.settings),
+            "random_weights": bool(identity["random_weights"]),
+            "identity": identity,
             "probe": self.settings.probe(),
+            "task_path": str(cell.task.path),
             "embedding_dir": str(embedding_dir),
             "finished_at": now_text(),
         }
@@ -307,15 +315,14 @@ class CellRunner:
         existing = cell.embedding_dir()
         recorded = load_json(cell.embeddings_record_path)
         return (existing is not None and (existing / DONE_EMBEDDINGS).exists() and isinstance(recorded, dict)
-                and recorded.get("embedding") == cell.embedding_signature(self.settings))
+                and same_identity(recorded.get("identity"), cell.embedding_identity(self.settings)))
 
-    def shared_embeddings(self, cells: Sequence[Cell]) -> bool:
-        """Embed one task for several variants of one ensemble from one member pass.
+    def study_embeddings(self, cells: Sequence[Cell]) -> bool:
+        """Embed one task for several variants (any ensembles) from one pass of their distinct members.
 
-        The cells must share the task, the ensemble and every member option
-        (:data:`hear_gura.shared.MEMBER_OPTIONS`). Writes heareval's folders and
-        our records, so :meth:`run` then reuses them. Returns False (and the cells
-        fall back to one runner each) if the shared step fails.
+        Writes heareval's folders and our records, so :meth:`run` then reuses
+        them. Returns False (and the cells fall back to heareval's runner, one
+        each) if the study step fails.
         """
         task = cells[0].task
         for cell in cells:
@@ -323,24 +330,38 @@ class CellRunner:
             if existing is not None:
                 shutil.rmtree(existing)
             cell.embeddings_record_path.unlink(missing_ok=True)
-        args = ["--module", cells[0].variant.module, "--tasks-dir", str(task.path.parent), "--task", task.folder,
-                "--variants", json.dumps([c.variant.options for c in cells]),
-                "--embeddings-dirs", json.dumps([str(c.embeddings_root.resolve()) for c in cells])]
+        variants = [{"ensemble": c.variant.ensemble, "options": c.variant.options,
+                     "embeddings_dir": str(c.embeddings_root.resolve())} for c in cells]
+        log = cells[0].study_log_path()
+        report = log.with_suffix(".json")
+        args = ["--tasks-dir", str(task.path.parent), "--task", task.folder, "--variants", json.dumps(variants),
+                "--report", str(report.resolve())]
         if self.settings.manifest:
             args += ["--model", self.settings.manifest]
-        log = cells[0].shared_log_path("shared-embeddings")
-        self.say(f"      embeddings for {len(cells)} variants from one member pass ...")
+        if self.settings.feature_cache:
+            args += ["--feature-cache", self.settings.feature_cache]
+        self.say(f"      embeddings of {len(cells)} variant(s) on {task.folder} from one member pass ...")
+        report.unlink(missing_ok=True)
         status, seconds = run_tool(args, log, cwd=cells[0].out.resolve(), echo=self.echo,
                                    module="hear_gura.harness.shared_embed")
         if status != 0 or not all(c.embedding_dir() and (c.embedding_dir() / DONE_EMBEDDINGS).exists() for c in cells):
-            self.say(f"      shared embeddings FAILED (status {status}, log: {log}); embedding variants one by one")
+            self.say(f"      study embeddings FAILED (status {status}, log: {log}); embedding variants one by one")
             return False
+        summary = load_json(report) or {}
         for cell in cells:
             save_json(cell.embeddings_record_path, {
-                "embedding": cell.embedding_signature(self.settings), "seconds": round(seconds / len(cells), 2),
+                "identity": cell.embedding_identity(self.settings), "seconds": round(seconds / len(cells), 2),
                 "shared_with": len(cells), "shared_seconds": round(seconds, 2),
+                "member_passes": summary.get("member_passes_total"),
                 "width": embedding_width(cell.embedding_dir()), "finished_at": now_text()})
-        self.say(f"      shared embeddings: {seconds:.1f} s for {len(cells)} variants")
+        line = (f"      study embeddings: {seconds:.1f} s for {len(cells)} variant(s), "
+                f"{summary.get('members', '?')} distinct member(s), {summary.get('member_passes_total', '?')} "
+                "member forward pass(es)")
+        self.say(line)
+        if "feature_cache" in summary:
+            self.say("      " + summary["feature_cache"]["summary"])
+        self.cache_totals.update({k: summary["feature_cache"][k] for k in ("hits", "misses", "corrupt")}
+                                 if "feature_cache" in summary else {})
         return True
 
     # ----------------------------------------------------------------- steps
@@ -352,7 +373,7 @@ class CellRunner:
             self.say("      | " + tail.replace("\n", "\n      | "))
 
     def _embeddings(self, cell: Cell, outcome: CellOutcome) -> Optional[Tuple[Path, float, Optional[int]]]:
-        signature = cell.embedding_signature(self.settings)
+        identity = cell.embedding_identity(self.settings)
         existing = cell.embedding_dir()
         if self.embeddings_ready(cell):
             seconds = float(load_json(cell.embeddings_record_path).get("seconds", 0.0))
@@ -374,7 +395,7 @@ class CellRunner:
             self._fail(outcome, "embeddings", f"heareval's embedding runner exited with status {status}", log)
             return None
         width = embedding_width(found)
-        save_json(cell.embeddings_record_path, {"embedding": signature, "seconds": round(seconds, 2),
+        save_json(cell.embeddings_record_path, {"identity": identity, "seconds": round(seconds, 2),
                                                 "width": width, "finished_at": now_text()})
         self.say(f"      embeddings: {seconds:.1f} s (width {width})")
         return found, seconds, width

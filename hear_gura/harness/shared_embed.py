@@ -1,17 +1,22 @@
-"""Embeddings of several grid variants from ONE member pass, written in heareval's own files.
+"""Embeddings of a study's variants on one task from ONE member pass, written in heareval's own files.
 
-``python -m hear_gura.harness.shared_embed --module hear_gura.fusion_cat --tasks-dir D --task T
---variants '[{"fusion": "avg"}, {"fusion": "cat_interleave"}]' --embeddings-dirs '["e0", "e1"]' [--model M]``
+``python -m hear_gura.harness.shared_embed --tasks-dir D --task T --variants JSON [--model M] [--feature-cache DIR]``
 
-For each variant this writes exactly what heareval's embedding runner writes
+``--variants`` is a JSON list of ``{"ensemble": NAME, "options": {...}, "embeddings_dir": DIR}``,
+any ensembles, any options. For each variant this writes exactly what heareval's
+embedding runner writes for ``hear_gura.<ensemble>`` with those options
 (``<dir>/<module>[-options]/<task>/``: per-file ``.embedding.npy``, labels,
 timestamps, the split memmaps, ``.done.embeddings``), through heareval's own
-``task_embeddings``; only the numbers come from a :class:`~hear_gura.shared.SharedPass`.
-The first variant's run computes every variant per batch and spools the others'
-arrays to disk; the other variants' runs replay them in the same (unshuffled)
-batch order, checking each batch's audio fingerprint. Given identical batches
-the arrays are bit-identical to a per-variant run (tested), while members run
-once per batch instead of once per variant.
+``task_embeddings``; only the numbers come from a :class:`~hear_gura.shared.StudyPass`,
+which loads each distinct member once and runs each distinct member
+computation once per batch. The first variant's run computes every variant per
+batch and spools the others' arrays to disk (so memory holds one batch of
+member features, whatever the number of variants); the other variants' runs
+replay them in the same (unshuffled) batch order, checking each batch's audio
+fingerprint. Given identical batches the arrays are bit-identical to a
+per-variant run (tested). At the end it writes ``member-passes.json`` beside
+the log: the member forward passes run, by member, and the feature cache's
+hits and misses.
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ import json
 import shutil
 import tempfile
 import time
-from importlib import import_module
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -68,30 +72,45 @@ def _fingerprint(audio: torch.Tensor) -> str:
     return hashlib.sha1(audio.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
 
 
-def shared_task_embeddings(
-    module: str, model_path: Optional[str], variants: Sequence[Dict[str, Any]], task_path: Path,
-    embeddings_dirs: Sequence[Path],
+def study_task_embeddings(
+    variants: Sequence[Dict[str, Any]], model_path: Optional[str], task_path: Path,
+    feature_cache: Optional[str] = None, report: Optional[Path] = None,
 ) -> List[Path]:
-    """Write each variant's heareval embedding folder for one task; returns those folders."""
+    """Write each variant's heareval embedding folder for one task from one member pass; returns those folders.
+
+    Args:
+        variants: ``{"ensemble", "options", "embeddings_dir"}`` per variant.
+        model_path: the checkpoint manifest (heareval's ``--model``), or None.
+        task_path: the HEAR task folder.
+        feature_cache: a :class:`~hear_gura.feature_cache.FeatureCache` folder, or None.
+        report: where to write the member passes and cache counts (JSON), or None.
+    """
     install_import_hook()
-    from heareval.embeddings.task_embeddings import Embedding, task_embeddings
+    from heareval.embeddings.task_embeddings import TORCH, Embedding, task_embeddings
 
-    from hear_gura.shared import SharedPass
+    from hear_gura.manifest import Manifest
+    from hear_gura.shared import StudyPass
 
-    if len(variants) != len(embeddings_dirs) or not variants:
-        raise ValueError("give one embeddings dir per variant, and at least one variant")
-    base = Embedding(module, model_path, dict(variants[0]))  # loads the model once, as heareval does
-    shared = SharedPass(base.model, [dict(v) for v in variants])
-    heareval_module = import_module(module)
+    if not variants:
+        raise ValueError("give at least one variant")
+    cache = None
+    if feature_cache:
+        from hear_gura.feature_cache import FeatureCache
+
+        cache = FeatureCache(feature_cache)
+    study = StudyPass.of_variants([(v["ensemble"], v.get("options", {})) for v in variants],
+                                  Manifest.load(model_path), cache)
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # where heareval's runner puts a model
+    study.to(device)
     targets = []
-    with tempfile.TemporaryDirectory(prefix="hear_gura_shared_") as spool_dir:
+    with tempfile.TemporaryDirectory(prefix="hear_gura_study_") as spool_dir:
         spool = _Spool(Path(spool_dir), len(variants))
 
         class VariantModule:
             """Stands in for the HEAR module inside heareval's Embedding, for one variant."""
 
-            def __init__(self, index: int) -> None:
-                self.index, self.__name__ = index, heareval_module.__name__
+            def __init__(self, index: int, name: str) -> None:
+                self.index, self.__name__ = index, name
 
             def get_scene_embeddings(self, audio: torch.Tensor, model: Any) -> torch.Tensor:
                 return self._get(audio, scene=True)[0]
@@ -104,41 +123,55 @@ def shared_task_embeddings(
                 if self.index > 0:
                     return [torch.from_numpy(a) for a in spool.take(self.index, fingerprint)]
                 if scene:
-                    outputs = [[s] for s in shared.scene_embeddings(audio)]
+                    outputs = [[s] for s in study.scene_embeddings(audio)]
                 else:
-                    outputs = [list(pair) for pair in shared.timestamp_embeddings(audio)]
+                    outputs = [list(pair) for pair in study.timestamp_embeddings(audio)]
                 for k, arrays in enumerate(outputs[1:], start=1):
                     spool.put(k, fingerprint, [a.detach().cpu().numpy() for a in arrays])
                 return outputs[0]
 
-        for index, (options, root) in enumerate(zip(variants, embeddings_dirs)):
-            embedding = Embedding.__new__(Embedding)
-            embedding.__dict__.update(base.__dict__)
-            embedding.module = VariantModule(index)
-            task_dir = Path(root) / heareval_folder_name(module, dict(options)) / task_path.name
+        for index, variant in enumerate(variants):
+            module = f"hear_gura.{variant['ensemble']}"
+            embedding = Embedding.__new__(Embedding)  # heareval's Embedding, without loading a model again
+            embedding.module, embedding.model = VariantModule(index, module), study
+            embedding.type, embedding.device = TORCH, device
+            options = dict(variant.get("options", {}))
+            task_dir = Path(variant["embeddings_dir"]) / heareval_folder_name(module, options) / task_path.name
             if task_dir.exists():
                 shutil.rmtree(task_dir)
             start = time.time()
             task_embeddings(embedding, task_path, task_dir)
             (task_dir / "profile.embeddings.json").write_text(json.dumps(
                 {"time_elapsed": time.time() - start, "gpu_max_mem": None, "gpu_device_name": None,
-                 "shared_member_pass": len(variants)}, indent=4))
+                 "study_member_pass": len(variants)}, indent=4))
             (task_dir / ".done.embeddings").touch()
             targets.append(task_dir)
+    summary = {"variants": len(variants), "members": len(study.networks),
+               "member_passes": dict(study.counts), "member_passes_total": sum(study.counts.values())}
+    if cache is not None:
+        stats = cache.stats
+        summary["feature_cache"] = {"hits": stats.hits, "misses": stats.misses, "corrupt": stats.corrupt,
+                                    "written_bytes": stats.written_bytes, "summary": cache.summary()}
+        print(cache.summary())
+    if report is not None:
+        report.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"{len(variants)} variant(s) from {len(study.networks)} distinct member(s): "
+          f"{summary['member_passes_total']} member forward pass(es)")
     return targets
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--module", required=True)
     parser.add_argument("--model", default=None)
     parser.add_argument("--tasks-dir", required=True)
     parser.add_argument("--task", required=True)
-    parser.add_argument("--variants", required=True, help="JSON list of option objects")
-    parser.add_argument("--embeddings-dirs", required=True, help="JSON list of folders, one per variant")
+    parser.add_argument("--variants", required=True,
+                        help='JSON list of {"ensemble": NAME, "options": {...}, "embeddings_dir": DIR}')
+    parser.add_argument("--feature-cache", default=None, help="a feature cache folder (hear-gura cache info DIR)")
+    parser.add_argument("--report", default=None, help="write member passes and cache counts here (JSON)")
     args = parser.parse_args(argv)
-    folders = shared_task_embeddings(args.module, args.model, json.loads(args.variants),
-                                     Path(args.tasks_dir) / args.task, [Path(p) for p in json.loads(args.embeddings_dirs)])
+    folders = study_task_embeddings(json.loads(args.variants), args.model, Path(args.tasks_dir) / args.task,
+                                    args.feature_cache, Path(args.report) if args.report else None)
     for folder in folders:
         print(f"wrote {folder}")
 

@@ -49,6 +49,20 @@ class MemberSpec:
         params = {k: v for k, v in data.items() if k not in ("name", "type")}
         return cls(name=str(data["name"]), type=str(data["type"]), params=params)
 
+    def resolved_params(self) -> Dict[str, Any]:
+        """The params with every default of the member type filled in (what the member will use)."""
+        if self.type == "crepe":
+            from hear_gura.members.crepe import DEFAULT_BATCH_FRAMES
+
+            return {"model": "full", "batch_frames": DEFAULT_BATCH_FRAMES, **self.params}
+        if self.type == "s3prl":
+            return {"checkpoint": None, **self.params}
+        return dict(self.params)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """``{"name", "type", **params}`` with defaults filled in; :meth:`from_dict` reads it back."""
+        return {"name": self.name, "type": self.type, **self.resolved_params()}
+
 
 class Member(torch.nn.Module, ABC):
     """An upstream network giving frame features from a 16 kHz waveform.
@@ -65,6 +79,14 @@ class Member(torch.nn.Module, ABC):
     - ``global_context``: whether a frame depends on the whole clip (self-attention);
       such members process clips longer than ``max_window`` samples in windows.
     - ``random_weights``: True for ``hear-gura fixtures`` checkpoints.
+
+    Set by whoever builds the member (:class:`~hear_gura.model.EnsembleModel`,
+    :class:`~hear_gura.shared.StudyPass`):
+
+    - ``compute_dtype``: the precision it runs at (the ensemble's ``dtype`` option).
+    - ``computation_key``: the identity of what it computes (kind, checkpoint
+      content, params, waveform normalisation, windowing, dtype), or None;
+      needed by the feature cache (:mod:`hear_gura.member_pass`).
     """
 
     num_states: int
@@ -75,6 +97,8 @@ class Member(torch.nn.Module, ABC):
     supports_padding: bool = True
     global_context: bool = True
     random_weights: bool = False
+    compute_dtype: str = "float32"
+    computation_key: Optional[str] = None
 
     def __init__(self, name: str, normalize_waveform: bool = False) -> None:
         super().__init__()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional
 
@@ -18,8 +19,21 @@ from hear_gura.timestamps import FrameGrid, ssl_frame_count
 #: config.model_type -> transformers class name of the bare encoder.
 MODEL_CLASSES = {"hubert": "HubertModel", "wav2vec2": "Wav2Vec2Model"}
 
-#: Parameters a checkpoint may lack without changing inference (used only for masking in training).
+#: Parameters a checkpoint may lack, or hold unused, without changing inference
+#: (used only for masking in training; created only when the config masks).
 _UNUSED_AT_INFERENCE = ("masked_spec_embed",)
+
+#: Top-level weight names a checkpoint may hold that the bare encoder never uses:
+#: heads saved on top of it. ``lm_head``: CTC (``*ForCTC``, e.g.
+#: facebook/wav2vec2-large-960h-lv60-self); ``project_q``, ``project_hid``,
+#: ``quantizer``: wav2vec 2.0 pretraining (``Wav2Vec2ForPreTraining``);
+#: ``projector``, ``classifier``, ``layer_weights``: ``*ForSequenceClassification``.
+#: Any other weight the encoder does not take (e.g. layers beyond the config's
+#: ``num_hidden_layers``) is refused.
+UNUSED_HEAD_WEIGHTS = ("lm_head", "project_q", "project_hid", "quantizer", "projector", "classifier", "layer_weights")
+
+#: A weight of transformer layer N (``encoder.layers.N.``), group 1 = N.
+_LAYER_KEY = re.compile(r"(?:^|\.)encoder\.layers\.(\d+)\.")
 
 #: Marker that ``hear-gura fixtures`` writes into the config of its random checkpoints.
 FIXTURE_MARKER = "hear_gura_random_fixture"
@@ -139,6 +153,9 @@ def _resolve(name: str, checkpoint_id: str, manifest: Manifest) -> "str | Path":
     """Where to load ``checkpoint_id`` from: manifest path, local folder, or the hub id."""
     path = manifest.resolve(checkpoint_id)
     if path is not None:
+        if not (path / "config.json").is_file():
+            what = "a file" if path.is_file() else "a folder without config.json"
+            raise CheckpointError(manifest.unloadable_entry(checkpoint_id, f"member {name!r}", f"it is {what}"))
         return path
     local = Path(checkpoint_id).expanduser()
     if local.is_dir():
@@ -146,17 +163,81 @@ def _resolve(name: str, checkpoint_id: str, manifest: Manifest) -> "str | Path":
     return checkpoint_id
 
 
+def read_checkpoint_config(name: str, checkpoint_id: str, source: "str | Path", how_to_supply: str,
+                           manifest: Manifest) -> "dict[str, Any]":
+    """``config.json`` of a checkpoint as plain JSON: transformers' Auto classes never see it.
+
+    Raises:
+        CheckpointError: it cannot be found or read.
+    """
+    import transformers
+
+    try:
+        config_dict, _ = transformers.PretrainedConfig.get_config_dict(str(source))
+    except (OSError, ValueError) as err:
+        offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
+        if checkpoint_id in manifest.entries:
+            reason = str(err).splitlines()[0]
+            raise CheckpointError(manifest.unloadable_entry(checkpoint_id, f"member {name!r}", reason)) from None
+        raise CheckpointError(
+            f"member {name!r}: checkpoint {checkpoint_id!r} is not in {manifest.describe()} and could not be "
+            f"loaded from {source}{offline}: {str(err).splitlines()[0]}. To fix: {how_to_supply}"
+        ) from None
+    if not isinstance(config_dict, dict):
+        raise CheckpointError(
+            f"member {name!r}: the config.json of {checkpoint_id!r} at {source} holds a "
+            f"{type(config_dict).__name__}, not a JSON object. To fix: {how_to_supply}"
+        )
+    return config_dict
+
+
+def refuse_checkpoint_code(name: str, checkpoint_id: str, source: "str | Path", config_dict: Mapping[str, Any]) -> None:
+    """Refuse a checkpoint whose ``config.json`` names its own Python code (``auto_map``).
+
+    Such a folder or hub repo ships ``*.py`` files that transformers' Auto
+    classes would import (asking on a terminal first, or outright with
+    ``trust_remote_code=True``). hear_gura never imports checkpoint code and
+    never asks: it loads only the stock transformers classes in
+    :data:`MODEL_CLASSES`.
+
+    Raises:
+        CheckpointError: ``config.json`` has an ``auto_map``.
+    """
+    auto_map = config_dict.get("auto_map")
+    if not auto_map:
+        return
+    model_type = config_dict.get("model_type")
+    code = sorted({str(v) for v in auto_map.values()}) if isinstance(auto_map, Mapping) else [str(auto_map)]
+    kind = (
+        f"a {model_type!r} checkpoint" if model_type in MODEL_CLASSES
+        else f"a checkpoint of model type {model_type!r}, which transformers does not know,"
+    )
+    raise CheckpointError(
+        f"member {name!r}: {source} is {kind} that ships its own Python code (config.json \"auto_map\": "
+        f"{', '.join(code)}). hear_gura never imports or runs code from a checkpoint, and does not ask. "
+        f"Use a checkpoint of a supported architecture ({' or '.join(MODEL_CLASSES)}) saved with transformers' "
+        f"own classes (a config.json without \"auto_map\"), and point the manifest entry for {checkpoint_id!r} at it"
+    )
+
+
 def load_hf_encoder(name: str, checkpoint_id: str, manifest: Manifest) -> torch.nn.Module:
     """Load the bare encoder of a checkpoint in float32, in eval mode.
 
-    Weights load as safetensors, or through ``torch.load(weights_only=True)``
-    for ``pytorch_model.bin`` (transformers' own safe loader): no pickled code
+    No checkpoint code runs: ``config.json`` is read as JSON and a checkpoint
+    naming its own Python code (``auto_map``) is refused before transformers
+    sees it; the model is built by the stock class of :data:`MODEL_CLASSES`
+    (never an Auto class, ``trust_remote_code=False``); weights load as
+    safetensors, or through ``torch.load(weights_only=True)`` for
+    ``pytorch_model.bin`` (transformers' own safe loader), so no pickled code
     runs. A checkpoint lacking encoder weights is refused rather than silently
-    completed with random ones.
+    completed with random ones, and one holding weights the encoder would not
+    use (e.g. more layers than its config declares) rather than silently
+    truncated; only the heads in :data:`UNUSED_HEAD_WEIGHTS` may be left over.
 
     Raises:
-        CheckpointError: the checkpoint cannot be found, is of another
-            architecture than the member expects, or lacks weights.
+        CheckpointError: the checkpoint cannot be found, ships its own code, is
+            of another architecture than the member expects, lacks weights or
+            holds weights the encoder does not use.
     """
     import transformers
     from transformers.utils import logging as hf_logging
@@ -168,29 +249,31 @@ def load_hf_encoder(name: str, checkpoint_id: str, manifest: Manifest) -> torch.
         "$HEAR_GURA_MANIFEST; or download it while online into the Hugging Face cache; "
         "`hear-gura fixtures DIR` writes tiny RANDOM stand-ins for testing"
     )
-    try:
-        config = transformers.AutoConfig.from_pretrained(str(source))
-    except (OSError, ValueError) as err:
-        offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
-        raise CheckpointError(
-            f"member {name!r}: checkpoint {checkpoint_id!r} is not in {manifest.describe()} and could not be "
-            f"loaded from {source}{offline}: {str(err).splitlines()[0]}. To fix: {how_to_supply}"
-        ) from None
+    config_dict = read_checkpoint_config(name, checkpoint_id, source, how_to_supply, manifest)
+    refuse_checkpoint_code(name, checkpoint_id, source, config_dict)
+    model_type = config_dict.get("model_type")
     spec = checkpoint_spec(checkpoint_id)
     expected = spec.model_type if spec else None
-    if config.model_type not in MODEL_CLASSES or (expected and config.model_type != expected):
+    if model_type not in MODEL_CLASSES or (expected and model_type != expected):
         want = expected or " or ".join(MODEL_CLASSES)
         raise CheckpointError(
-            f"member {name!r}: {source} holds a {config.model_type!r} checkpoint, but {checkpoint_id!r} "
+            f"member {name!r}: {source} holds a {model_type!r} checkpoint, but {checkpoint_id!r} "
             f"must be a {want!r} checkpoint; fix the manifest entry"
         )
-    model_class = getattr(transformers, MODEL_CLASSES[config.model_type])
+    model_class = getattr(transformers, MODEL_CLASSES[model_type])
+    try:
+        config = model_class.config_class.from_dict(dict(config_dict))
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(
+            f"member {name!r}: the config.json of {checkpoint_id!r} at {source} is not a valid {model_type!r} "
+            f"config: {str(err).splitlines()[0]}"
+        ) from None
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
         model, info = model_class.from_pretrained(
-            str(source), config=config, dtype=torch.float32, output_loading_info=True
+            str(source), config=config, dtype=torch.float32, output_loading_info=True, trust_remote_code=False
         )
     except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as err:
         raise CheckpointError(
@@ -209,5 +292,34 @@ def load_hf_encoder(name: str, checkpoint_id: str, manifest: Manifest) -> torch.
             f"(e.g. {(missing + [str(m) for m in mismatched])[:3]}); refusing to fill them with random values. "
             "Is it a checkpoint of the right architecture?"
         )
+    refuse_unused_weights(name, source, config, info.get("unexpected_keys", []))
     return model.eval()
+
+
+def refuse_unused_weights(name: str, source: "str | Path", config: Any, unexpected: "list[str] | set[str]") -> None:
+    """Refuse weights the bare encoder would silently drop (heads of :data:`UNUSED_HEAD_WEIGHTS` aside).
+
+    Raises:
+        CheckpointError: e.g. ``config.json`` declares fewer layers than the
+            weights hold, which would load a truncated model.
+    """
+    unused = sorted(
+        k for k in unexpected
+        if k.split(".")[0] not in UNUSED_HEAD_WEIGHTS and not k.endswith(_UNUSED_AT_INFERENCE)
+    )
+    if not unused:
+        return
+    layers = sorted({int(m.group(1)) for m in map(_LAYER_KEY.search, unused) if m})
+    declared = int(getattr(config, "num_hidden_layers", 0))
+    why = (
+        f"the weights hold layers the config does not declare (config.json declares num_hidden_layers = "
+        f"{declared}, the weights hold {max(layers) + 1} layers), so the model would be silently truncated; "
+        "fix num_hidden_layers in config.json or the manifest entry"
+        if layers and min(layers) >= declared else
+        "refusing to drop them silently; is config.json the one saved with these weights?"
+    )
+    raise CheckpointError(
+        f"member {name!r}: {source} holds {len(unused)} weights the encoder would not use "
+        f"(e.g. {unused[:3]}): {why}"
+    )
 

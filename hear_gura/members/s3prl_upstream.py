@@ -14,8 +14,47 @@ from hear_gura.members.base import Member
 from hear_gura.timestamps import FrameGrid
 
 
+#: Upstreams that compute features from the waveform alone: they read no file but
+#: s3prl's own packaged YAML settings, so they take no ``checkpoint``.
+WEIGHT_FREE_UPSTREAMS = ("fbank", "fbank_no_cmvn", "linear", "mel", "mfcc", "spectrogram")
+
+#: Upstreams that read a transformers checkpoint (a folder, or a hub id) through the
+#: stock ``HubertModel`` / ``Wav2Vec2Model`` and ``Wav2Vec2FeatureExtractor``
+#: classes: JSON configs, weights as safetensors or through transformers'
+#: ``torch.load(weights_only=True)``; no Auto class, so no checkpoint code
+#: (``auto_map``) is ever imported. They need a ``checkpoint``.
+TRANSFORMERS_UPSTREAMS = ("hf_hubert_custom", "hf_wav2vec2_custom")
+
+#: The s3prl upstreams a member may name: audited to load no checkpoint code.
+SAFE_UPSTREAMS = WEIGHT_FREE_UPSTREAMS + TRANSFORMERS_UPSTREAMS
+
+#: Why the other upstreams are refused, by the s3prl module that builds them.
+#: Checked on espnet-s3prl 2026.5: any upstream that reads a checkpoint other
+#: than through transformers does so with ``torch.load`` (pickle), and many then
+#: ``eval()`` strings from the checkpoint's config, which ``weights_only=True``
+#: does not prevent.
+_REFUSAL_REASONS = {
+    "distiller": "unpickles its checkpoint with torch.load(weights_only=False) and eval()s its "
+    "extractor_conv_feature_layers string",
+    "mockingjay": "unpickles its checkpoint with torch.load(weights_only=False)",
+    "tera": "unpickles its checkpoint with torch.load(weights_only=False) (mockingjay's loader)",
+    "audio_albert": "unpickles its checkpoint with torch.load(weights_only=False) (mockingjay's loader)",
+    "roberta": "unpickles its checkpoint with torch.load(weights_only=False)",
+    **{
+        family: "eval()s strings from its checkpoint's config (conv_feature_layers), so even a weights-only "
+        "checkpoint runs code"
+        for family in ("wav2vec2", "hubert", "wavlm", "data2vec", "lighthubert", "multires_hubert", "wav2vec",
+                       "vq_wav2vec", "unispeech_sat")
+    },
+}
+_DEFAULT_REFUSAL = (
+    "reads its weights with torch.load or other loaders that hear_gura has not audited (unpickling that "
+    "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD or an explicit weights_only=False turns into code execution)"
+)
+
+
 def available_upstreams() -> "list[str]":
-    """Names s3prl can build (``fbank``, ``mfcc``, ``hf_hubert_custom``, ``wav2vec2_local``...)."""
+    """Every name s3prl lists (``fbank``, ``hf_hubert_custom``, ``wav2vec2_local``...); see :data:`SAFE_UPSTREAMS`."""
     # s3prl warns at import that the optional ESPnet package is absent; it is not needed here.
     logging.getLogger("s3prl.upstream.espnet_hubert.expert").setLevel(logging.ERROR)
     from s3prl.nn import S3PRLUpstream
@@ -23,13 +62,41 @@ def available_upstreams() -> "list[str]":
     return sorted(S3PRLUpstream.available_names())
 
 
+def refuse_unsafe_upstream(name: str, upstream: str) -> None:
+    """Refuse an s3prl upstream outside :data:`SAFE_UPSTREAMS`, before s3prl reads any file.
+
+    Raises:
+        CheckpointError: saying what its loader does and which upstreams are safe.
+    """
+    if upstream in SAFE_UPSTREAMS:
+        return
+    from s3prl import hub
+
+    module = getattr(getattr(hub, upstream, None), "__module__", "") or "s3prl"
+    if module.startswith("s3prl.upstream."):
+        reason = _REFUSAL_REASONS.get(module.split(".")[2], _DEFAULT_REFUSAL)
+        why = f"its loader ({module}) {reason}, so a checkpoint could run code"
+    else:
+        why = f"s3prl lists it, but it is {module}'s, not an upstream model hear_gura has audited"
+    raise CheckpointError(
+        f"member {name!r}: s3prl upstream {upstream!r} is refused, as hear_gura never runs checkpoint code: "
+        f"{why}. Safe s3prl upstreams: "
+        f"weight-free {', '.join(WEIGHT_FREE_UPSTREAMS)}; {' / '.join(TRANSFORMERS_UPSTREAMS)} with a "
+        'transformers checkpoint folder; for HuBERT / wav2vec 2.0 weights use an "hf" member '
+        '({"type": "hf", "checkpoint": ID_OR_FOLDER})'
+    )
+
+
 class S3PRLMember(Member):
     """An s3prl upstream: all of its hidden states, as s3prl returns them.
 
-    Params: ``upstream``: an s3prl name (``fbank``, ``mfcc``, ``hf_hubert_custom``...);
-    ``checkpoint``: for ``*_local`` / ``*_custom`` upstreams, a checkpoint id
-    resolved through the manifest, or a path. s3prl loads checkpoints with its
-    own code; ``hf_*_custom`` upstreams normalise the waveform themselves.
+    Params: ``upstream``: an s3prl name from :data:`SAFE_UPSTREAMS` (weight-free
+    ``fbank``, ``mfcc``..., or ``hf_hubert_custom`` / ``hf_wav2vec2_custom``);
+    ``checkpoint``: for the ``hf_*_custom`` upstreams, a checkpoint id resolved
+    through the manifest, or a path. The other s3prl upstreams are refused: their
+    loaders unpickle checkpoints or ``eval()`` strings from them (see
+    :func:`refuse_unsafe_upstream`). ``hf_*_custom`` upstreams normalise the
+    waveform themselves.
 
     Frames: s3prl gives ``ceil(N / hop)`` frames; frame ``k`` is taken as centred
     at sample ``k * hop + hop / 2``. Clips shorter than 400 samples (a 25 ms
@@ -56,13 +123,24 @@ class S3PRLMember(Member):
         upstream = str(params["upstream"])
         names = available_upstreams()
         if upstream not in names:
-            close = difflib.get_close_matches(upstream, names, n=5)
+            close = difflib.get_close_matches(upstream, SAFE_UPSTREAMS, n=5)
             raise ConfigError(
                 f"member {name!r}: unknown s3prl upstream {upstream!r}"
                 + (f"; did you mean {', '.join(close)}?" if close else "")
-                + f" ({len(names)} available: s3prl.nn.S3PRLUpstream.available_names())"
+                + f" (usable here: {', '.join(SAFE_UPSTREAMS)})"
             )
+        refuse_unsafe_upstream(name, upstream)
         checkpoint = params.get("checkpoint")
+        if upstream in WEIGHT_FREE_UPSTREAMS and checkpoint is not None:
+            raise ConfigError(
+                f"member {name!r}: s3prl upstream {upstream!r} has no weights and takes no checkpoint; "
+                f"remove \"checkpoint\": {checkpoint!r}"
+            )
+        if upstream in TRANSFORMERS_UPSTREAMS and checkpoint is None:
+            raise ConfigError(
+                f"member {name!r}: s3prl upstream {upstream!r} needs \"checkpoint\": a transformers checkpoint id "
+                "(resolved through the manifest) or folder"
+            )
         path = None
         if checkpoint is not None:
             resolved = manifest.resolve(str(checkpoint))

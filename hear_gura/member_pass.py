@@ -1,0 +1,245 @@
+"""One member pass: each distinct member computation runs once per batch, for every head that needs it.
+
+The work of an embedding splits in two: *members* turn audio into frame
+features (the costly part), and *heads* (:class:`hear_gura.model.Head`: layer
+choice, feature and time alignment, fusion) turn member features into
+embeddings (cheap). :func:`run_members` takes any number of
+:class:`HeadRequest` s, one per output wanted (an ensemble's timestamp
+embeddings, its scene embeddings, every variant of a study...), and computes
+each distinct ``(member network, hop, layer selection)`` once:
+
+- an :class:`~hear_gura.model.EnsembleModel` is a member pass with one head
+  (two requests for ``embed_clips``: timestamp and scene outputs from one pass,
+  where only CREPE's hop differs);
+- a :class:`~hear_gura.shared.StudyPass` is a member pass with many heads over
+  the distinct members of several ensembles.
+
+Member networks are shared between requests by object identity: two heads
+whose members are the same network objects share their computations. Each
+member runs under its own precision (its ``dtype``), each head under its
+config's; for a single ensemble both are the same, so the arithmetic is the
+same as one autocast around everything.
+
+An optional :class:`~hear_gura.feature_cache.FeatureCache` stores each clip's
+member features under the member's ``computation_key`` plus the hop, the layer
+selection and the clip's content hash: a batch whose every clip is cached runs
+no member at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from typing import (
+    TYPE_CHECKING, ContextManager, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple,
+)
+
+import torch
+
+from hear_gura.align import align_time, resample_features
+from hear_gura.fusion import fuse_stream
+from hear_gura.identity import digest_of
+from hear_gura.layers import LayerSelection
+from hear_gura.members.base import Member
+from hear_gura.timestamps import FrameGrid
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hear_gura.feature_cache import FeatureCache
+    from hear_gura.model import Head
+
+#: Per clip of a batch: its fused frames ``(frames_i, width)`` and their grid.
+ClipFrames = List[Tuple[torch.Tensor, FrameGrid]]
+_FeatureKey = Tuple[int, Optional[int], LayerSelection, int]
+
+
+def precision(dtype: str, device: torch.device) -> ContextManager[None]:
+    """Autocast to the ``dtype`` option (a no-op for float32)."""
+    if dtype == "float32":
+        return contextlib.nullcontext()
+    if device.type == "cpu":
+        warnings.warn(
+            f"dtype={dtype} on CPU: CPUs without {dtype} units emulate it, far slower than float32 "
+            "(eval_scripts/bench-cpu-precision.json has measured speeds); it is meant for GPUs",
+            stacklevel=3,
+        )
+    return torch.autocast(device_type=device.type, dtype=getattr(torch, dtype))
+
+
+@dataclass(frozen=True)
+class HeadRequest:
+    """One output wanted from a member pass.
+
+    Attributes:
+        head: the head (layer choices, alignment, fusion) of one ensemble variant.
+        members: the head's member names -> networks. Heads that name the same
+            network object share its computations.
+        scene: use the config's scene CREPE hop (else its timestamp hop).
+    """
+
+    head: "Head"
+    members: Mapping[str, Member]
+    scene: bool = False
+
+    def hop(self, name: str) -> Optional[int]:
+        """The hop (samples) member ``name`` runs at for this request; None for fixed-hop members."""
+        member = self.members[name]
+        return self.head.config.hop_samples(self.scene) if member.hop_is_configurable else None
+
+
+def force_eval(modules: Iterable[torch.nn.Module]) -> None:
+    """Put every module (and submodule) in eval mode: dropout in training mode would make embeddings random."""
+    for module in modules:
+        if any(m.training for m in module.modules()):
+            module.eval()
+
+
+def selection_text(selection: LayerSelection) -> str:
+    """A stable text of a layer selection, for cache keys."""
+    return f"{selection.num_states}:{'u' if selection.uniform else 'w'}:{','.join(repr(w) for w in selection.weights)}"
+
+
+def run_members(
+    requests: Sequence[HeadRequest],
+    audio: torch.Tensor,
+    lengths: Optional[Sequence[int]] = None,
+    cache: Optional["FeatureCache"] = None,
+    counts: Optional[Counter] = None,
+) -> List[ClipFrames]:
+    """Fused frames of a batch for every request, each distinct member computation run once.
+
+    Args:
+        requests: the outputs wanted.
+        audio: ``(batch, samples)`` float32 at 16 kHz (validated); with
+            ``lengths``, clip ``i`` is ``audio[i, :lengths[i]]``, the rest zeros.
+        lengths: valid samples per clip, or None when all are full length.
+        cache: per-clip member features on disk (members need a ``computation_key``).
+        counts: if given, ``counts[member label] += 1`` per forward pass run (for benchmarks).
+    Returns:
+        per request, per clip: ``(frames_i, width)`` and its frame grid. Clip
+        ``i`` gets the same result as when run alone (to float round-off):
+        members that support padding see one padded batch, the others one batch
+        per distinct length.
+    """
+    networks: Dict[int, Member] = {}
+    for request in requests:
+        networks.update({id(m): m for m in request.members.values()})
+    force_eval(networks.values())
+    batch, samples = audio.shape
+    sizes = list(lengths) if lengths is not None else [samples] * batch
+    padded = lengths is not None and any(n != samples for n in sizes)
+    groups: Dict[int, List[int]] = {}
+    for index, size in enumerate(sizes):
+        groups.setdefault(size, []).append(index)
+    size_tensor = torch.tensor(sizes, device=audio.device) if padded else None
+
+    # 1. Each network once per distinct hop, with every layer choice any request needs.
+    wanted: Dict[Tuple[int, Optional[int]], List[LayerSelection]] = {}
+    for request in requests:
+        for name, member in request.members.items():
+            selections = wanted.setdefault((id(member), request.hop(name)), [])
+            if request.head.selections[name] not in selections:
+                selections.append(request.head.selections[name])
+    clip_keys = _clip_keys(audio, sizes) if cache is not None else None
+    features: Dict[_FeatureKey, torch.Tensor] = {}
+    for (ident, hop), selections in wanted.items():
+        member = networks[ident]
+        if cache is not None and _from_cache(cache, member, hop, selections, groups, clip_keys, features, audio.device):
+            continue
+        if counts is not None:
+            counts[member.name if member.computation_key is None else member.computation_key] += 1
+        with precision(member.compute_dtype, audio.device):
+            if padded and not member.supports_padding:
+                for size, rows in groups.items():
+                    outputs = member.forward_many(audio[rows, :size], selections, hop)
+                    features.update({(ident, hop, s, size): x for s, x in zip(selections, outputs)})
+            else:
+                outputs = member.forward_many(audio, selections, hop, size_tensor)
+                for selection, whole in zip(selections, outputs):
+                    for size, rows in groups.items():
+                        count = member.frame_grid(size, hop).count
+                        features[(ident, hop, selection, size)] = whole[rows, :count] if padded else whole
+        if cache is not None:
+            _to_cache(cache, member, hop, selections, groups, clip_keys, features)
+
+    # 2. Per request: feature alignment, time alignment, fusion. Features are
+    # released after the last request that needs them (long clips: memory).
+    def feature_key(request: HeadRequest, name: str, size: int) -> _FeatureKey:
+        return id(request.members[name]), request.hop(name), request.head.selections[name], size
+
+    uses = Counter(feature_key(r, name, size) for r in requests for name in r.members for size in groups)
+
+    def aligned_features(request: HeadRequest, size: int, target: FrameGrid) -> Iterator[torch.Tensor]:
+        head = request.head
+        for name, member in request.members.items():
+            key = feature_key(request, name, size)
+            x = features[key]
+            uses[key] -= 1
+            if uses[key] == 0:
+                del features[key]
+            if head.target_width is not None:
+                x = resample_features(x, head.target_width)
+            yield align_time(x, member.frame_grid(size, request.hop(name)), target, head.config.time_align).float()
+            del x
+
+    results = []
+    for request in requests:
+        head = request.head
+        grid_member = request.members[head.grid_name]
+        frames: ClipFrames = [None] * batch  # type: ignore[list-item]
+        with precision(head.config.dtype, audio.device):
+            for size, rows in groups.items():
+                target = grid_member.frame_grid(size, request.hop(head.grid_name))
+                fused = fuse_stream(aligned_features(request, size, target), len(request.members), head.config.fusion)
+                for position, row in enumerate(rows):
+                    frames[row] = (fused[position], target)
+        results.append(frames)
+    return results
+
+
+# --------------------------------------------------------------- feature cache
+def _clip_keys(audio: torch.Tensor, sizes: Sequence[int]) -> List[str]:
+    from hear_gura.feature_cache import clip_key
+
+    return [clip_key(audio[i, :size].detach().float().cpu().contiguous()) for i, size in enumerate(sizes)]
+
+
+def _entry_key(member: Member, hop: Optional[int], selection: LayerSelection) -> str:
+    """The cache key of one member computation: the member's identity, its hop and layer selection."""
+    if member.computation_key is None:
+        raise ValueError(f"member {member.name!r} has no computation_key: it cannot use a feature cache")
+    return digest_of({"member": member.computation_key, "hop": hop, "layers": selection_text(selection)})
+
+
+def _from_cache(
+    cache: "FeatureCache", member: Member, hop: Optional[int], selections: Sequence[LayerSelection],
+    groups: Mapping[int, List[int]], clip_keys: Sequence[str], features: Dict[_FeatureKey, torch.Tensor],
+    device: torch.device,
+) -> bool:
+    """Fill ``features`` for this computation from the cache when EVERY clip is cached; False (nothing filled) otherwise."""
+    found: Dict[_FeatureKey, torch.Tensor] = {}
+    for selection in selections:
+        key = _entry_key(member, hop, selection)
+        for size, rows in groups.items():
+            clips = []
+            for row in rows:
+                entry = cache.get(key, clip_keys[row])
+                if entry is None:
+                    return False
+                clips.append(entry)
+            found[(id(member), hop, selection, size)] = torch.stack(clips).to(device)
+    features.update(found)
+    return True
+
+
+def _to_cache(
+    cache: "FeatureCache", member: Member, hop: Optional[int], selections: Sequence[LayerSelection],
+    groups: Mapping[int, List[int]], clip_keys: Sequence[str], features: Mapping[_FeatureKey, torch.Tensor],
+) -> None:
+    for selection in selections:
+        key = _entry_key(member, hop, selection)
+        for size, rows in groups.items():
+            values = features[(id(member), hop, selection, size)]
+            for position, row in enumerate(rows):
+                cache.put(key, clip_keys[row], values[position].detach().cpu())

@@ -1,0 +1,90 @@
+"""The README's measured figures are rendered from committed files, and agree with them."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+
+
+def load_script(name: str):
+    """An ``eval_scripts/NAME.py`` module (eval_scripts is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"eval_scripts_{name}", ROOT / "eval_scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def figures():
+    return load_script("readme_figures")
+
+
+def outside_blocks(text: str) -> str:
+    """The README without its generated blocks and code fences."""
+    text = re.sub(r"<!-- figures:([\w-]+) BEGIN.*?<!-- figures:\1 END -->", "", text, flags=re.DOTALL)
+    return re.sub(r"```.*?```", "", text, flags=re.DOTALL)
+
+
+def test_readme_figures_agree_with_their_files(figures):
+    text = README.read_text()
+    assert figures.render_readme(text) == text, "run: python eval_scripts/readme_figures.py"
+
+
+def test_check_mode_fails_on_an_edited_figure(figures, tmp_path):
+    text = README.read_text()
+    block = re.search(r"<!-- figures:bench-cpu BEGIN.*?<!-- figures:bench-cpu END -->", text, re.DOTALL).group(0)
+    speedup = re.search(r"\*\*(\d+\.\d\d)x\*\*", block).group(1)
+    edited = tmp_path / "README.md"
+    edited.write_text(text.replace(block, block.replace(f"**{speedup}x**", "**9.99x**", 1)))
+    result = subprocess.run([sys.executable, str(ROOT / "eval_scripts" / "readme_figures.py"), "--check",
+                             "--readme", str(edited)], capture_output=True, text=True)
+    assert result.returncode != 0 and "9.99x" in result.stderr
+    assert "9.99x" in edited.read_text()  # --check changes nothing
+
+
+def test_a_changed_figure_file_changes_the_readme(figures, tmp_path):
+    """Re-measuring a figure (a new JSON) must show in the rendered README."""
+    for relative in ("eval_scripts", "ensembles", "hear_gura/data"):
+        shutil.copytree(ROOT / relative, tmp_path / relative, ignore=shutil.ignore_patterns("*.png", "*.py"))
+    bench = tmp_path / "eval_scripts" / "bench-cpu-layers2.json"
+    data = json.loads(bench.read_text())
+    data["fusion_cat.batch16x4s.speedup"] = 9.87
+    bench.write_text(json.dumps(data))
+    text = README.read_text()
+    rendered = figures.render_readme(text, tmp_path)
+    assert rendered != text and "**9.87x**" in rendered
+
+
+def test_every_block_is_in_the_readme_once(figures):
+    text = README.read_text()
+    without = re.sub(r"<!-- figures:windowing BEGIN.*?<!-- figures:windowing END -->", "", text, flags=re.DOTALL)
+    with pytest.raises(figures.FiguresError, match="missing \\['windowing'\\]"):
+        figures.render_readme(without)
+    extra = text + "\n<!-- figures:nonsense BEGIN -->\n1.0x\n<!-- figures:nonsense END -->\n"
+    with pytest.raises(figures.FiguresError, match="unknown \\['nonsense'\\]"):
+        figures.render_readme(extra)
+
+
+def test_no_measured_figure_outside_the_generated_blocks():
+    """Speed-ups, memory, FLOP/s, percentages and durations of runs live in generated blocks only."""
+    prose = outside_blocks(README.read_text())
+    pattern = r"\b\d[\d,.]*\s?(?:x\b|MB|GB|GFLOP|TFLOP|%|min\b|minutes|hours?\b)"
+    allowed = {"2 x", "4.x", "5.x"}  # "the 2 x 2 grid"; transformers 4.x / 5.x
+    hits = [m.group(0) for m in re.finditer(pattern, prose) if m.group(0) not in allowed]
+    assert not hits, f"measured figures outside README figure blocks: {hits}"
+
+
+def test_suite_sizes_file_matches_the_builder():
+    sizes = load_script("suite_sizes")
+    recorded = json.loads((ROOT / "eval_scripts" / "suite-sizes.json").read_text())
+    assert recorded["ci"] == json.loads(json.dumps(sizes.suite_sizes("ci", recorded["seed"])))
