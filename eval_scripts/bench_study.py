@@ -208,6 +208,19 @@ def cache_figures(work: Path, manifest: Path, tasks: dict) -> dict:
             "cache_bytes": size}
 
 
+def code_version() -> dict:
+    """The hear_gura that ran (the installed package the subprocesses import) and the checkout's commit."""
+    from hear_gura.identity import versions
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "hear_gura"], capture_output=True,
+                                    text=True).stdout.strip())
+    except OSError:
+        commit, dirty = None, None
+    return {"hear_gura": versions()["hear_gura"], "commit": commit, "uncommitted_changes_in_hear_gura": dirty}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path)
@@ -229,6 +242,7 @@ def main() -> None:
         "modules": list(MODULES), "tasks": list(TASKS),
         "machine": {"cpus": os.cpu_count(), "load_average_1_5_15_at_start": [round(x, 2) for x in os.getloadavg()]},
         "command": " ".join(["python", "eval_scripts/bench_study.py", *sys.argv[1:]]),
+        "code": code_version(),
     })
     if "study" in parts:
         figures["study"] = study(args.work, manifest, tasks)

@@ -42,7 +42,7 @@ from hear_gura.align import align_time, resample_features
 from hear_gura.fusion import fuse_stream
 from hear_gura.identity import digest_of
 from hear_gura.layers import LayerSelection
-from hear_gura.members.base import Member
+from hear_gura.members.base import Member, MemberFeatures
 from hear_gura.timestamps import FrameGrid
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,7 +51,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Per clip of a batch: its fused frames ``(frames_i, width)`` and their grid.
 ClipFrames = List[Tuple[torch.Tensor, FrameGrid]]
-_FeatureKey = Tuple[int, Optional[int], LayerSelection, int]
+_FeatureKey = Tuple[int, Optional[int], LayerSelection]
 
 
 def precision(dtype: str, device: torch.device) -> ContextManager[None]:
@@ -127,12 +127,10 @@ def run_members(
         networks.update({id(m): m for m in request.members.values()})
     force_eval(networks.values())
     batch, samples = audio.shape
-    sizes = list(lengths) if lengths is not None else [samples] * batch
-    padded = lengths is not None and any(n != samples for n in sizes)
+    sizes = [int(n) for n in lengths] if lengths is not None else [samples] * batch
     groups: Dict[int, List[int]] = {}
     for index, size in enumerate(sizes):
         groups.setdefault(size, []).append(index)
-    size_tensor = torch.tensor(sizes, device=audio.device) if padded else None
 
     # 1. Each network once per distinct hop, with every layer choice any request needs.
     wanted: Dict[Tuple[int, Optional[int]], List[LayerSelection]] = {}
@@ -142,56 +140,49 @@ def run_members(
             if request.head.selections[name] not in selections:
                 selections.append(request.head.selections[name])
     clip_keys = _clip_keys(audio, sizes) if cache is not None else None
-    features: Dict[_FeatureKey, torch.Tensor] = {}
+    features: Dict[_FeatureKey, MemberFeatures] = {}
     for (ident, hop), selections in wanted.items():
         member = networks[ident]
-        if cache is not None and _from_cache(cache, member, hop, selections, groups, clip_keys, features, audio.device):
-            continue
-        if counts is not None:
-            counts[member.name if member.computation_key is None else member.computation_key] += 1
-        with precision(member.compute_dtype, audio.device):
-            if padded and not member.supports_padding:
-                for size, rows in groups.items():
-                    outputs = member.forward_many(audio[rows, :size], selections, hop)
-                    features.update({(ident, hop, s, size): x for s, x in zip(selections, outputs)})
-            else:
-                outputs = member.forward_many(audio, selections, hop, size_tensor)
-                for selection, whole in zip(selections, outputs):
-                    for size, rows in groups.items():
-                        count = member.frame_grid(size, hop).count
-                        features[(ident, hop, selection, size)] = whole[rows, :count] if padded else whole
-        if cache is not None:
-            _to_cache(cache, member, hop, selections, groups, clip_keys, features)
+        cached = _from_cache(cache, member, hop, selections, sizes, clip_keys, audio.device) if cache else None
+        if cached is None:
+            if counts is not None:
+                counts[member.name if member.computation_key is None else member.computation_key] += 1
+            with precision(member.compute_dtype, audio.device):
+                cached = member.compute(audio, selections, hop, sizes if lengths is not None else None)
+            if cache is not None:
+                _to_cache(cache, member, hop, selections, cached, clip_keys)
+        features.update({(ident, hop, s): out for s, out in zip(selections, cached)})
 
-    # 2. Per request: feature alignment, time alignment, fusion. Features are
-    # released after the last request that needs them (long clips: memory).
-    def feature_key(request: HeadRequest, name: str, size: int) -> _FeatureKey:
-        return id(request.members[name]), request.hop(name), request.head.selections[name], size
+    # 2. Per request: feature alignment, time alignment, fusion, per group of equal-length clips.
+    # Features are released after the last request that needs them (long clips: memory).
+    def feature_key(request: HeadRequest, name: str) -> _FeatureKey:
+        return id(request.members[name]), request.hop(name), request.head.selections[name]
 
-    uses = Counter(feature_key(r, name, size) for r in requests for name in r.members for size in groups)
+    uses = Counter(feature_key(r, name) for r in requests for name in r.members for _ in groups)
 
-    def aligned_features(request: HeadRequest, size: int, target: FrameGrid) -> Iterator[torch.Tensor]:
+    def aligned_features(request: HeadRequest, rows: List[int], target: FrameGrid) -> Iterator[torch.Tensor]:
         head = request.head
-        for name, member in request.members.items():
-            key = feature_key(request, name, size)
-            x = features[key]
+        for name in request.members:
+            key = feature_key(request, name)
+            computed = features[key]
+            x = computed.rows(rows)
             uses[key] -= 1
             if uses[key] == 0:
                 del features[key]
             if head.target_width is not None:
                 x = resample_features(x, head.target_width)
-            yield align_time(x, member.frame_grid(size, request.hop(name)), target, head.config.time_align).float()
-            del x
+            yield align_time(x, computed.grids[rows[0]], target, head.config.time_align).float()
+            del x, computed
 
     results = []
     for request in requests:
         head = request.head
-        grid_member = request.members[head.grid_name]
+        grid_key = feature_key(request, head.grid_name)
         frames: ClipFrames = [None] * batch  # type: ignore[list-item]
         with precision(head.config.dtype, audio.device):
             for size, rows in groups.items():
-                target = grid_member.frame_grid(size, request.hop(head.grid_name))
-                fused = fuse_stream(aligned_features(request, size, target), len(request.members), head.config.fusion)
+                target = features[grid_key].grids[rows[0]]  # the grid member's frames are the output frames
+                fused = fuse_stream(aligned_features(request, rows, target), len(request.members), head.config.fusion)
                 for position, row in enumerate(rows):
                     frames[row] = (fused[position], target)
         results.append(frames)
@@ -214,32 +205,32 @@ def _entry_key(member: Member, hop: Optional[int], selection: LayerSelection) ->
 
 def _from_cache(
     cache: "FeatureCache", member: Member, hop: Optional[int], selections: Sequence[LayerSelection],
-    groups: Mapping[int, List[int]], clip_keys: Sequence[str], features: Dict[_FeatureKey, torch.Tensor],
-    device: torch.device,
-) -> bool:
-    """Fill ``features`` for this computation from the cache when EVERY clip is cached; False (nothing filled) otherwise."""
-    found: Dict[_FeatureKey, torch.Tensor] = {}
+    sizes: Sequence[int], clip_keys: Sequence[str], device: torch.device,
+) -> Optional[List[MemberFeatures]]:
+    """This computation from the cache when EVERY clip of the batch is there (with the frame count its grid says); else None."""
+    grids = tuple(member.frame_grid(size, hop) for size in sizes)
+    frames = max(g.count for g in grids)
+    found = []
     for selection in selections:
         key = _entry_key(member, hop, selection)
-        for size, rows in groups.items():
-            clips = []
-            for row in rows:
-                entry = cache.get(key, clip_keys[row])
-                if entry is None:
-                    return False
-                clips.append(entry)
-            found[(id(member), hop, selection, size)] = torch.stack(clips).to(device)
-    features.update(found)
-    return True
+        clips = []
+        for grid, clip in zip(grids, clip_keys):
+            entry = cache.get(key, clip)
+            if entry is None or entry.shape[0] != grid.count:
+                return None
+            clips.append(entry)
+        values = clips[0].new_zeros((len(clips), frames, clips[0].shape[-1]))
+        for row, entry in enumerate(clips):
+            values[row, : entry.shape[0]] = entry
+        found.append(MemberFeatures(values.to(device), grids))
+    return found
 
 
 def _to_cache(
     cache: "FeatureCache", member: Member, hop: Optional[int], selections: Sequence[LayerSelection],
-    groups: Mapping[int, List[int]], clip_keys: Sequence[str], features: Mapping[_FeatureKey, torch.Tensor],
+    computed: Sequence[MemberFeatures], clip_keys: Sequence[str],
 ) -> None:
-    for selection in selections:
+    for selection, output in zip(selections, computed):
         key = _entry_key(member, hop, selection)
-        for size, rows in groups.items():
-            values = features[(id(member), hop, selection, size)]
-            for position, row in enumerate(rows):
-                cache.put(key, clip_keys[row], values[position].detach().cpu())
+        for row, clip in enumerate(clip_keys):
+            cache.put(key, clip, output.clip(row).detach().cpu())

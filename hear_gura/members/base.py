@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -62,6 +62,33 @@ class MemberSpec:
     def to_dict(self) -> Dict[str, Any]:
         """``{"name", "type", **params}`` with defaults filled in; :meth:`from_dict` reads it back."""
         return {"name": self.name, "type": self.type, **self.resolved_params()}
+
+
+@dataclass(frozen=True)
+class MemberFeatures:
+    """What a member computed for a batch, with the frame grid of every clip.
+
+    Attributes:
+        values: ``(batch, frames, width)`` float features, zero-padded past each clip's frames.
+        grids: one :class:`~hear_gura.timestamps.FrameGrid` per clip: ``grids[i].count``
+            valid frames, centred at ``grids[i].centres_ms()``.
+    """
+
+    values: torch.Tensor
+    grids: Tuple[FrameGrid, ...]
+
+    def clip(self, index: int) -> torch.Tensor:
+        """Clip ``index``'s valid frames, ``(grids[index].count, width)``."""
+        return self.values[index, : self.grids[index].count]
+
+    def rows(self, indices: Sequence[int]) -> torch.Tensor:
+        """The valid frames of clips of ONE length, stacked: ``(len(indices), count, width)``."""
+        count = self.grids[indices[0]].count
+        if any(self.grids[i].count != count for i in indices):
+            raise ValueError("rows() takes clips of one frame count")
+        if len(indices) == self.values.shape[0] and count == self.values.shape[1]:
+            return self.values
+        return self.values[list(indices), :count]
 
 
 class Member(torch.nn.Module, ABC):
@@ -155,6 +182,43 @@ class Member(torch.nn.Module, ABC):
             clip ``i``'s frames are the first ``frame_grid(lengths[i]).count``.
         """
         return self.forward_many(wav, [layers], hop, lengths)[0]
+
+    def compute(
+        self,
+        wav: torch.Tensor,
+        selections: Sequence[LayerSelection],
+        hop: Optional[int] = None,
+        lengths: Optional[Sequence[int]] = None,
+    ) -> List[MemberFeatures]:
+        """:meth:`forward_many`, each output with the frame grid of every clip (lengths travel with the tensors).
+
+        Args:
+            wav: ``(batch, samples)`` float32 at 16 kHz, zero-padded past ``lengths``.
+            selections: layer choices, all computed in ONE pass through the network.
+            hop: frame hop in samples (configurable members only).
+            lengths: valid samples per clip, or None when all are ``samples`` long. A
+                member without ``supports_padding`` runs one batch per distinct length.
+        Returns:
+            one :class:`MemberFeatures` per selection.
+        """
+        batch, samples = wav.shape
+        sizes = [int(n) for n in lengths] if lengths is not None else [samples] * batch
+        grids = tuple(self.frame_grid(size, hop) for size in sizes)
+        if all(size == samples for size in sizes):
+            outputs = self.forward_many(wav, selections, hop)
+            return [MemberFeatures(x, grids) for x in outputs]
+        if self.supports_padding:
+            outputs = self.forward_many(wav, selections, hop, torch.tensor(sizes, device=wav.device))
+            return [MemberFeatures(x, grids) for x in outputs]
+        frames = max(g.count for g in grids)
+        values = [None] * len(selections)
+        for size in dict.fromkeys(sizes):
+            rows = [i for i, n in enumerate(sizes) if n == size]
+            for k, x in enumerate(self.forward_many(wav[rows, :size], selections, hop)):
+                if values[k] is None:
+                    values[k] = x.new_zeros((batch, frames, x.shape[-1]))
+                values[k][rows, : x.shape[1]] = x
+        return [MemberFeatures(x, grids) for x in values]
 
     def forward_many(
         self,
