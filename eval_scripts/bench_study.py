@@ -102,10 +102,24 @@ def members_of(module: str) -> int:
     return len(load_ensemble(module).members)
 
 
-def plain(work: Path, manifest: Path, tasks: dict, study_figures: dict) -> dict:
+def plain(work: Path, manifest: Path, tasks: dict, study_figures: dict, only=MODULES, earlier=None) -> dict:
+    """heareval's runner per module and task; ``only`` re-measures those modules and keeps ``earlier``'s others."""
     figures = {"modules": {}, "seconds": 0.0, "member_passes": 0, "identical_files": 0, "differing_files": []}
     for module in MODULES:
+        if module not in only and earlier and module in earlier["modules"]:
+            kept = earlier["modules"][module]
+            figures["modules"][module] = dict(kept, remeasured=False)
+            figures["seconds"] += kept["seconds"]
+            figures["member_passes"] += members_of(module) * sum(t["batches"] for t in study_figures["tasks"].values())
+            for name, task in tasks.items():
+                same, different = compare(work / "plain" / module, work / "study" / module, task.name)
+                figures["identical_files"] += same
+                figures["differing_files"] += different
+            continue
         entry = {"seconds": 0.0}
+        import shutil
+
+        shutil.rmtree(work / "plain" / module, ignore_errors=True)  # heareval's runner skips finished tasks
         for name, task in tasks.items():
             root = work / "plain" / module
             seconds = run([sys.executable, "-m", "hear_gura.heareval_compat", "embeddings", f"hear_gura.{module}",
@@ -119,6 +133,7 @@ def plain(work: Path, manifest: Path, tasks: dict, study_figures: dict) -> dict:
             figures["identical_files"] += same
             figures["differing_files"] += different
         entry["seconds"] = round(entry["seconds"], 2)
+        entry["load_average_1min_after"] = round(os.getloadavg()[0], 2)
         figures["modules"][module] = entry
         figures["seconds"] += entry["seconds"]
         print(f"plain {module}: {entry['seconds']:.1f} s", flush=True)
@@ -227,6 +242,7 @@ def main() -> None:
     parser.add_argument("--parts", default="study,plain,embed,cache")
     parser.add_argument("--work", type=Path, default=Path("bench_study"))
     parser.add_argument("--update", action="store_true", help="merge into the --json file")
+    parser.add_argument("--plain-modules", help="with --update: re-measure only these modules' plain runs")
     args = parser.parse_args()
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     args.work.mkdir(parents=True, exist_ok=True)
@@ -242,12 +258,15 @@ def main() -> None:
         "modules": list(MODULES), "tasks": list(TASKS),
         "machine": {"cpus": os.cpu_count(), "load_average_1_5_15_at_start": [round(x, 2) for x in os.getloadavg()]},
         "command": " ".join(["python", "eval_scripts/bench_study.py", *sys.argv[1:]]),
-        "code": code_version(),
     })
+    code = figures.pop("code", None)  # older files: one version for every part
     if "study" in parts:
         figures["study"] = study(args.work, manifest, tasks)
+        figures["study"]["code"] = code_version()
     if "plain" in parts:
-        figures["plain"] = plain(args.work, manifest, tasks, figures["study"])
+        only = tuple(m.strip() for m in args.plain_modules.split(",")) if args.plain_modules else MODULES
+        figures["plain"] = plain(args.work, manifest, tasks, figures["study"], only, figures.get("plain"))
+        figures["plain"]["code"] = code_version()
         costliest = max(figures["plain"]["modules"].items(), key=lambda item: item[1]["seconds"])
         figures["summary"] = {
             "study_s": figures["study"]["seconds"], "plain_s": figures["plain"]["seconds"],
@@ -260,8 +279,13 @@ def main() -> None:
         }
     if "embed" in parts:
         figures["embed"] = embed(manifest)
+        figures["embed"]["code"] = code_version()
     if "cache" in parts:
         figures["cache"] = cache_figures(args.work, manifest, tasks)
+        figures["cache"]["code"] = code_version()
+    for part in ("study", "plain", "embed", "cache"):  # parts measured before per-part versions were kept
+        if code is not None and part in figures and "code" not in figures[part]:
+            figures[part]["code"] = code
     figures["machine"]["load_average_1_5_15_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = json.dumps(figures, indent=2)
     print(text)

@@ -357,7 +357,54 @@ def identity_cost(root: Path) -> str:
     )
 
 
+def study_bench(root: Path) -> str:
+    data = load_json(root, f"{EVAL}/bench-study-cpu.json")
+    machine = data["machine"]
+    lines = []
+    summary, study, plain = data.get("summary"), data.get("study"), data.get("plain")
+    if summary and study and plain:
+        lines += [
+            f"| {len(data['modules'])} modules x {len(data['tasks'])} `ci` tasks ({', '.join(data['tasks'])}) "
+            "| study (one member pass per task) | heareval's runner per module | |",
+            "|---|---:|---:|---|",
+            f"| embedding wall time | {study['seconds']:.0f} s | {plain['seconds']:.0f} s "
+            f"| **{summary['plain_over_study']:.1f}x** less |",
+            f"| member forward passes | {summary['member_passes_study']} | {summary['member_passes_plain']} "
+            f"| {summary['member_passes_plain'] / summary['member_passes_study']:.1f}x fewer |",
+            f"| against the costliest single module (`{summary['costliest_module']}`, "
+            f"{summary['costliest_module_s']:.0f} s) | **{summary['study_over_costliest_module']:.2f}x** | | |",
+            f"| files byte-identical to heareval's runner | "
+            f"{'all ' + str(plain['identical_files']) if summary['all_files_identical'] else 'NOT ALL'} | | |",
+            "",
+        ]
+    embed = data.get("embed")
+    if embed:
+        lines.append(
+            f"`hear-gura embed` (`fusion_cat`, {embed['clips']} clips of {embed['seconds_each']} s, batches of "
+            f"{embed['batch_size']}): one member pass for timestamp and scene outputs takes {embed['one_pass_s']:.1f} s "
+            f"against {embed['two_passes_s']:.1f} s for two passes (**{embed['ratio']:.2f}x**), outputs "
+            f"{'bit-identical' if embed['bit_identical'] else 'NOT identical'}.")
+        lines.append("")
+    cache = data.get("cache")
+    if cache:
+        second = cache["second_run"]
+        lines.append(
+            f"Feature cache: a study of {cache['first_run']['modules']} modules with `--feature-cache` "
+            f"({cache['first_run']['seconds']:.0f} s), then the same with `{second['added']}` added: "
+            f"{second['hits']:,} hits, {second['misses']:,} misses ({100 * second['hit_rate']:.1f} % hit rate), "
+            f"{second['member_passes']} member passes, {second['seconds']:.0f} s; the cache holds "
+            f"{cache['cache_bytes'] / 1e6:.0f} MB.")
+        lines.append("")
+    lines.append(
+        f"{data['weights']}. Measured on {load_note(machine.get('load_average_1_5_15_at_start'), machine.get('cpus'))} "
+        f"(at the end: {machine.get('load_average_1_5_15_at_end', ['?'])[0]}), hear_gura "
+        f"{data['code']['hear_gura']} (commit {str(data['code']['commit'])[:10]}): `{data['command']}` wrote "
+        "`eval_scripts/bench-study-cpu.json`.")
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS: dict[str, Callable[[Path], str]] = {
+    "study-bench": study_bench,
     "identity-cost": identity_cost,
     "demo-time": demo_time,
     "published-scores": published_scores,

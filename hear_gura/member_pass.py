@@ -141,8 +141,14 @@ def run_members(
                 selections.append(request.head.selections[name])
     clip_keys = _clip_keys(audio, sizes) if cache is not None else None
     features: Dict[_FeatureKey, MemberFeatures] = {}
-    for (ident, hop), selections in wanted.items():
+    for (ident, hop), selections in sorted(wanted.items(), key=lambda item: (item[0][0], item[0][1] or 0)):
         member = networks[ident]
+        finer = _finer_hop(member, hop, selections, wanted, features)
+        if finer is not None:  # frame-local member: every k-th frame of a pass at a hop k times finer
+            grids = [member.frame_grid(size, hop) for size in sizes]
+            features.update({(ident, hop, s): features[(ident, finer, s)].every(hop // finer, grids)
+                             for s in selections})
+            continue
         cached = _from_cache(cache, member, hop, selections, sizes, clip_keys, audio.device) if cache else None
         if cached is None:
             if counts is not None:
@@ -187,6 +193,22 @@ def run_members(
                     frames[row] = (fused[position], target)
         results.append(frames)
     return results
+
+
+def _finer_hop(
+    member: Member, hop: Optional[int], selections: Sequence[LayerSelection],
+    wanted: Mapping[Tuple[int, Optional[int]], Sequence[LayerSelection]],
+    computed: Mapping[_FeatureKey, MemberFeatures],
+) -> Optional[int]:
+    """A hop already computed for this member that divides ``hop`` (with every selection needed), or None."""
+    if not member.frames_are_local or hop is None:
+        return None
+    for (ident, finer), done in wanted.items():
+        if (ident == id(member) and finer is not None and finer < hop and hop % finer == 0
+                and all((ident, finer, s) in computed for s in selections)
+                and member.frame_grid(1, finer).first_centre == member.frame_grid(1, hop).first_centre == 0):
+            return finer
+    return None
 
 
 # --------------------------------------------------------------- feature cache

@@ -81,6 +81,11 @@ class MemberFeatures:
         """Clip ``index``'s valid frames, ``(grids[index].count, width)``."""
         return self.values[index, : self.grids[index].count]
 
+    def every(self, step: int, grids: Sequence[FrameGrid]) -> "MemberFeatures":
+        """Every ``step``-th frame, as the features at ``step`` times the hop (``grids``: theirs, per clip)."""
+        frames = max(g.count for g in grids)
+        return MemberFeatures(self.values[:, ::step][:, :frames], tuple(grids))
+
     def rows(self, indices: Sequence[int]) -> torch.Tensor:
         """The valid frames of clips of ONE length, stacked: ``(len(indices), count, width)``."""
         count = self.grids[indices[0]].count
@@ -105,6 +110,9 @@ class Member(torch.nn.Module, ABC):
       clip's frames as if it ran alone (else the model batches equal lengths only).
     - ``global_context``: whether a frame depends on the whole clip (self-attention);
       such members process clips longer than ``max_window`` samples in windows.
+    - ``frames_are_local``: whether frame ``i`` at hop ``h`` is exactly frame ``i * h / h0``
+      at hop ``h0`` when ``h0`` divides ``h`` (each frame sees only its own window, frames
+      centred at ``i * hop``); a pass then computes the finest hop and subsamples the others.
     - ``random_weights``: True for ``hear-gura fixtures`` checkpoints.
 
     Set by whoever builds the member (:class:`~hear_gura.model.EnsembleModel`,
@@ -123,6 +131,7 @@ class Member(torch.nn.Module, ABC):
     hop_is_configurable: bool = False
     supports_padding: bool = True
     global_context: bool = True
+    frames_are_local: bool = False
     random_weights: bool = False
     compute_dtype: str = "float32"
     computation_key: Optional[str] = None

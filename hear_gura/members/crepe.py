@@ -120,6 +120,7 @@ class CrepeMember(Member):
 
     hop_is_configurable = True
     global_context = False  # each frame sees only its own 1024-sample window
+    frames_are_local = True  # frame i at hop k*h is frame k*i at hop h: one pass serves both hops
 
     def __init__(self, name: str, params: Mapping[str, Any], normalize_waveform: bool) -> None:
         super().__init__(name, normalize_waveform)
