@@ -395,11 +395,14 @@ def study_bench(root: Path) -> str:
             f"{second['member_passes']} member passes, {second['seconds']:.0f} s; the cache holds "
             f"{cache['cache_bytes'] / 1e6:.0f} MB.")
         lines.append("")
+    commits = sorted({str(data[part]["code"]["commit"])[:10] for part in ("study", "plain", "embed", "cache")
+                      if part in data and "code" in data[part]})
     lines.append(
-        f"{data['weights']}. Measured on {load_note(machine.get('load_average_1_5_15_at_start'), machine.get('cpus'))} "
-        f"(at the end: {machine.get('load_average_1_5_15_at_end', ['?'])[0]}), hear_gura "
-        f"{data['code']['hear_gura']} (commit {str(data['code']['commit'])[:10]}): `{data['command']}` wrote "
-        "`eval_scripts/bench-study-cpu.json`.")
+        f"{data['weights']}. Each part ran alone on the machine (the JSON records the load average after each "
+        f"plain module's runs); last part measured on "
+        f"{load_note(machine.get('load_average_1_5_15_at_start'), machine.get('cpus'))}; code: commit(s) "
+        f"{', '.join(commits)}. `python eval_scripts/bench_study.py --json eval_scripts/bench-study-cpu.json` "
+        "writes the file (`--parts` and `--update` re-measure parts).")
     return "\n".join(lines) + "\n"
 
 
