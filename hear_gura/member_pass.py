@@ -203,7 +203,7 @@ def _finer_hop(
     """A hop already computed for this member that divides ``hop`` (with every selection needed), or None."""
     if not member.frames_are_local or hop is None:
         return None
-    for (ident, finer), done in wanted.items():
+    for ident, finer in wanted:
         if (ident == id(member) and finer is not None and finer < hop and hop % finer == 0
                 and all((ident, finer, s) in computed for s in selections)
                 and member.frame_grid(1, finer).first_centre == member.frame_grid(1, hop).first_centre == 0):

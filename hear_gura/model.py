@@ -161,7 +161,27 @@ def build_config_member(spec: MemberSpec, config: EnsembleConfig, manifest: Mani
     return member
 
 
-class EnsembleModel(torch.nn.Module):
+class InferenceModule(torch.nn.Module):
+    """A module that embeds only: it stays in eval mode and says where its weights are."""
+
+    def train(self, mode: bool = True) -> "InferenceModule":
+        """Keep the model in eval mode whatever ``mode``: it is for inference only.
+
+        Training mode would switch on the members' dropout (measured: outputs
+        change by up to 7.1), so ``model.train()`` followed by embedding gives the
+        eval-mode embeddings. ``model.training`` stays False.
+        """
+        super().train(False)
+        return self
+
+    def device(self) -> Optional[torch.device]:
+        """Device of the weights (None for weight-free ensembles such as fbank)."""
+        for parameter in self.parameters():
+            return parameter.device
+        return None
+
+
+class EnsembleModel(InferenceModule):
     """A HEAR 2021 model: ``load_model`` returns one, the API functions take one.
 
     Attributes:
@@ -198,26 +218,10 @@ class EnsembleModel(torch.nn.Module):
         self.random_weights = any(m.random_weights for m in self.members.values())
         self.eval()
 
-    def train(self, mode: bool = True) -> "EnsembleModel":
-        """Keep the model in eval mode whatever ``mode``: it is for inference only.
-
-        Training mode would switch on the members' dropout (measured: outputs
-        change by up to 7.1), so ``model.train()`` followed by embedding gives the
-        eval-mode embeddings. ``model.training`` stays False.
-        """
-        super().train(False)
-        return self
-
     @property
     def layer_selections(self) -> Dict[str, LayerSelection]:
         """The parsed layer choice of each member."""
         return self.head.selections
-
-    def device(self) -> Optional[torch.device]:
-        """Device of the weights (None for weight-free ensembles such as fbank)."""
-        for parameter in self.parameters():
-            return parameter.device
-        return None
 
     def frames(
         self, audio: torch.Tensor, scene: bool, lengths: Optional[Sequence[int]] = None

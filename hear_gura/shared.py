@@ -26,7 +26,9 @@ from hear_gura.ensemble import EnsembleConfig
 from hear_gura.manifest import Manifest
 from hear_gura.member_pass import HeadRequest, run_members
 from hear_gura.members.base import Member
-from hear_gura.model import Head, build_config_member, computation_key, pool_scene_frames, stack_timestamp_frames
+from hear_gura.model import (
+    Head, InferenceModule, build_config_member, computation_key, pool_scene_frames, stack_timestamp_frames,
+)
 from hear_gura.timestamps import SAMPLE_RATE
 from hear_gura.validation import check_audio
 
@@ -34,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from hear_gura.feature_cache import FeatureCache
 
 
-class StudyPass(torch.nn.Module):
+class StudyPass(InferenceModule):
     """The variants of a study over one pass of their distinct members.
 
     Args:
@@ -83,16 +85,6 @@ class StudyPass(torch.nn.Module):
         from hear_gura.registry import load_ensemble
 
         return cls([load_ensemble(name).with_options(**dict(options)) for name, options in variants], manifest, cache)
-
-    def train(self, mode: bool = True) -> "StudyPass":
-        """Stays in eval mode (inference only; see :meth:`hear_gura.model.EnsembleModel.train`)."""
-        super().train(False)
-        return self
-
-    def device(self) -> Optional[torch.device]:
-        for parameter in self.parameters():
-            return parameter.device
-        return None
 
     def _frames(self, audio: torch.Tensor, scene: bool):
         requests = [HeadRequest(head, members, scene) for head, members in zip(self.heads, self.variant_members)]

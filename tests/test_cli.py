@@ -43,12 +43,18 @@ def test_fixtures_are_deterministic_and_loadable(tmp_path):
             assert a == (tmp_path / "b" / folder / name).read_bytes(), f"{folder}/{name} differs between runs"
 
 
-def test_embed_writes_arrays_atomically(tmp_path, manifest):
+def write_clips(folder: Path, seconds: tuple, prefix: str) -> list:
+    """``folder/{prefix}{i}.wav`` for each length (16 kHz PCM16, make_audio with seed i); their paths as str."""
     files = []
-    for i, seconds in enumerate((1.0, 2.3)):
-        path = tmp_path / f"clip{i}.wav"
-        sf.write(path, make_audio(seconds, seed=i)[0].numpy(), 16000, subtype="PCM_16")
+    for i, length in enumerate(seconds):
+        path = folder / f"{prefix}{i}.wav"
+        sf.write(path, make_audio(length, seed=i)[0].numpy(), 16000, subtype="PCM_16")
         files.append(str(path))
+    return files
+
+
+def test_embed_writes_arrays_atomically(tmp_path, manifest):
+    files = write_clips(tmp_path, (1.0, 2.3), "clip")
     out = tmp_path / "out"
     result = run("embed", "fusion_cat", *files, "--out", str(out), "--model", str(manifest),
                  "--options", '{"fusion": "cat_block"}', "--quiet")
@@ -78,11 +84,7 @@ def test_embed_errors_exit_nonzero_with_a_message(tmp_path):
 
 
 def test_torchrun_two_processes_write_the_same_bytes_as_one(tmp_path, manifest):
-    files = []
-    for i, seconds in enumerate((0.5, 1.7, 1.0, 0.9, 2.2)):
-        path = tmp_path / f"c{i}.wav"
-        sf.write(path, make_audio(seconds, seed=i)[0].numpy(), 16000, subtype="PCM_16")
-        files.append(str(path))
+    files = write_clips(tmp_path, (0.5, 1.7, 1.0, 0.9, 2.2), "c")
     common = ["embed", "cat_wav2vec2_crepe", *files, "--model", str(manifest), "--batch-size", "2", "--quiet"]
     # torchrun gives each process one thread; bytes are equal at equal thread counts
     # (other counts change float32 summation order: ~1e-6).
@@ -105,11 +107,7 @@ def test_torchrun_two_processes_write_the_same_bytes_as_one(tmp_path, manifest):
 
 def test_one_embed_folder_holds_one_identity_and_says_which(tmp_path, manifest):
     """A second ensemble into the same --out is refused before any model loads; config.json describes every file."""
-    files = []
-    for i, seconds in enumerate((0.6, 1.1)):
-        path = tmp_path / f"c{i}.wav"
-        sf.write(path, make_audio(seconds, seed=i)[0].numpy(), 16000, subtype="PCM_16")
-        files.append(str(path))
+    files = write_clips(tmp_path, (0.6, 1.1), "c")
     out = tmp_path / "out"
     first = run("embed", "fbank", files[0], "--out", str(out), "--quiet")
     assert first.returncode == 0, first.stderr

@@ -29,15 +29,9 @@ from hear_gura.harness.runner import (
     PROBE_GRIDS, Cell, CellOutcome, CellRunner, Settings, load_json, now_text, variant_identities,
 )
 from hear_gura.harness.scores import TaskInfo, discover_tasks
+from hear_gura.identity import versions
 
 REFERENCES = ("gura",)
-
-
-def versions() -> Dict[str, str]:
-    """Versions of python, hear_gura (with its source hash) and the packages the numbers depend on."""
-    from hear_gura.identity import versions as identity_versions
-
-    return dict(identity_versions())
 
 
 @dataclass
@@ -149,7 +143,7 @@ def evaluate(
             },
             "cwd": str(Path.cwd()),
             "executable": sys.executable,
-            "versions": versions(),
+            "versions": dict(versions()),
         },
     )
     if reference and not plan.reference_columns:

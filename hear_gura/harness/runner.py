@@ -360,8 +360,7 @@ class CellRunner:
         self.say(line)
         if "feature_cache" in summary:
             self.say("      " + summary["feature_cache"]["summary"])
-        self.cache_totals.update({k: summary["feature_cache"][k] for k in ("hits", "misses", "corrupt")}
-                                 if "feature_cache" in summary else {})
+            self.cache_totals.update({k: summary["feature_cache"][k] for k in ("hits", "misses", "corrupt")})
         return True
 
     # ----------------------------------------------------------------- steps
