@@ -25,7 +25,9 @@ Parts (each can run alone; ``--update`` merges into an existing ``--json``):
 - ``embed``: ``hear-gura embed``'s model on 20 clips of 4 s for ``fusion_cat``
   in batches of 8: timestamp and scene outputs from one member pass
   (``EnsembleModel.embed_clips``) against two passes (``frames`` twice, as
-  before); outputs compared bit for bit.
+  before); outputs compared bit for bit. ``--embed-depth full`` measures it
+  at the checkpoints' real depth (48 HuBERT-xlarge and 24 wav2vec 2.0 large
+  layers, random weights) and stores it as ``embed_full_depth``.
 - ``cache``: the study with ``--feature-cache`` over 13 modules (all but ``avg``),
   then again with all 14: the second run's hit rate, member passes and the
   cache's size on disk.
@@ -162,7 +164,8 @@ def compare(plain_root: Path, study_root: Path, task: str) -> tuple:
     return same, different
 
 
-def embed(manifest: Path) -> dict:
+def embed(manifest: Path, repeats: int = 2) -> dict:
+    """One pass against two on the same clips; the best of ``repeats`` runs each, after a one-batch warm-up."""
     import torch
 
     from hear_gura.api import load_ensemble_model
@@ -187,12 +190,12 @@ def embed(manifest: Path) -> dict:
                         for (e, g), (s, _) in zip(stamps, scenes)]
         return outputs
 
-    one_pass()  # warm-up
+    model.embed_clips(batches[0])  # warm-up
     times = {}
     results = {}
     for label, function in (("one_pass", one_pass), ("two_passes", two_passes)):
         best = None
-        for _ in range(2):
+        for _ in range(repeats):
             start = time.perf_counter()
             results[label] = function()
             seconds = time.perf_counter() - start
@@ -202,7 +205,7 @@ def embed(manifest: Path) -> dict:
                                                                                  results["two_passes"]))
     return {"clips": 20, "seconds_each": 4, "batch_size": 8, "one_pass_s": times["one_pass"],
             "two_passes_s": times["two_passes"], "ratio": round(times["one_pass"] / times["two_passes"], 3),
-            "bit_identical": identical}
+            "bit_identical": identical, "repeats": repeats}
 
 
 def cache_figures(work: Path, manifest: Path, tasks: dict) -> dict:
@@ -243,6 +246,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("bench_study"))
     parser.add_argument("--update", action="store_true", help="merge into the --json file")
     parser.add_argument("--plain-modules", help="with --update: re-measure only these modules' plain runs")
+    parser.add_argument("--embed-depth", choices=("2", "full"), default="2",
+                        help="transformer depth of the embed part's SSL checkpoints (full: the real depth)")
     args = parser.parse_args()
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     args.work.mkdir(parents=True, exist_ok=True)
@@ -277,7 +282,16 @@ def main() -> None:
             "member_passes_plain": figures["plain"]["member_passes"],
             "all_files_identical": not figures["plain"]["differing_files"],
         }
-    if "embed" in parts:
+    if "embed" in parts and args.embed_depth == "full":
+        full = write_checkpoints(args.work / "checkpoints-full-depth", None)  # H-xl and W: fusion_cat's SSL members
+        load = [round(x, 2) for x in os.getloadavg()]
+        figures["embed_full_depth"] = embed(full, repeats=1)
+        figures["embed_full_depth"]["load_average_1_5_15_at_start"] = load
+        figures["embed_full_depth"]["load_average_1_5_15_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        figures["embed_full_depth"]["weights"] = ("SSL members: real-size architectures at their real depth "
+                                                  "(48 and 24 layers), RANDOM weights; CREPE full: real weights")
+        figures["embed_full_depth"]["code"] = code_version()
+    elif "embed" in parts:
         figures["embed"] = embed(manifest)
         figures["embed"]["code"] = code_version()
     if "cache" in parts:

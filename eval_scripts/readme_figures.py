@@ -385,6 +385,15 @@ def study_bench(root: Path) -> str:
             f"against {embed['two_passes_s']:.1f} s for two passes (**{embed['ratio']:.2f}x**), outputs "
             f"{'bit-identical' if embed['bit_identical'] else 'NOT identical'}.")
         lines.append("")
+    full = data.get("embed_full_depth")
+    if full:
+        lines.append(
+            f"The same at the checkpoints' real depth ({full['weights']}): {full['one_pass_s']:.1f} s against "
+            f"{full['two_passes_s']:.1f} s (**{full['ratio']:.2f}x**), outputs "
+            f"{'bit-identical' if full['bit_identical'] else 'NOT identical'}; measured on "
+            f"{load_note(full.get('load_average_1_5_15_at_start') or machine.get('load_average_1_5_15_at_start'), machine.get('cpus'))} "
+            "(`--parts embed --embed-depth full --update`).")
+        lines.append("")
     cache = data.get("cache")
     if cache:
         second = cache["second_run"]
@@ -395,7 +404,8 @@ def study_bench(root: Path) -> str:
             f"{second['member_passes']} member passes, {second['seconds']:.0f} s; the cache holds "
             f"{cache['cache_bytes'] / 1e6:.0f} MB.")
         lines.append("")
-    commits = sorted({str(data[part]["code"]["commit"])[:10] for part in ("study", "plain", "embed", "cache")
+    commits = sorted({str(data[part]["code"]["commit"])[:10] for part in ("study", "plain", "embed",
+                                                                          "embed_full_depth", "cache")
                       if part in data and "code" in data[part]})
     lines.append(
         f"{data['weights']}. Each part ran alone on the machine (the JSON records the load average after each "

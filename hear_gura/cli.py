@@ -17,24 +17,12 @@ from hear_gura.errors import HearGuraError
 
 
 def _real_widths(ensemble: str) -> Dict[str, int]:
-    """Member widths of an ensemble with its real checkpoints (no weights loaded)."""
-    from hear_gura.members.crepe import CHANNELS
+    """Member widths of an ensemble with its real checkpoints, from each kind's description (no weights loaded)."""
+    from hear_gura.identity import describe_member
+    from hear_gura.manifest import Manifest
     from hear_gura.registry import load_ensemble
-    from hear_gura.specs import checkpoint_spec
 
-    widths = {}
-    for member in load_ensemble(ensemble).members:
-        if member.type == "hf":
-            spec = checkpoint_spec(member.params["checkpoint"])
-            widths[member.name] = spec.hidden_size if spec else -1
-        elif member.type == "crepe":
-            widths[member.name] = CHANNELS[member.params.get("model", "full")][4] * 8
-        else:
-            from hear_gura.manifest import Manifest
-            from hear_gura.members.base import build_member
-
-            widths[member.name] = build_member(member, Manifest(), False).width
-    return widths
+    return {member.name: describe_member(member, Manifest()).width for member in load_ensemble(ensemble).members}
 
 
 def _layers_text(config, name: str) -> str:
@@ -44,6 +32,8 @@ def _layers_text(config, name: str) -> str:
 
 def list_table() -> str:
     """The ``hear-gura list`` table (Markdown)."""
+    from hear_gura.identity import describe_member
+    from hear_gura.manifest import Manifest
     from hear_gura.model import embedding_sizes
     from hear_gura.registry import available_ensembles, load_ensemble
     from hear_gura.specs import checkpoint_spec
@@ -53,10 +43,11 @@ def list_table() -> str:
         config = load_ensemble(name)
         members = []
         for member in config.members:
-            spec = checkpoint_spec(member.params.get("checkpoint", "")) if member.type == "hf" else None
+            spec = checkpoint_spec(member.checkpoint() or "")
             short = spec.short if spec else {"crepe": "C"}.get(member.type, member.params.get("upstream", member.name))
             members.append(short)
-        layers = sorted({_layers_text(config, m.name) for m in config.members if m.type != "crepe"}) or ["-"]
+        layers = sorted({_layers_text(config, m.name) for m in config.members
+                         if describe_member(m, Manifest()).num_states > 1}) or ["-"]
         fusion = config.fusion if len(config.members) > 1 else "-"
         ts, scene = embedding_sizes(config, _real_widths(name))
         rows.append([
@@ -68,6 +59,28 @@ def list_table() -> str:
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+def kinds_table() -> str:
+    """The ``hear-gura kinds`` table (Markdown): every member kind, where it comes from, what it takes."""
+    from hear_gura.members.registry import describe_params, known_kinds, member_class
+
+    rows = [["kind", "class", "parameters (type = default)"]]
+    for kind in known_kinds():
+        try:
+            cls = member_class(kind)
+        except HearGuraError as err:
+            rows.append([kind, "(cannot be imported)", str(err)])
+            continue
+        rows.append([kind, f"{cls.__module__}.{cls.__qualname__}", describe_params(cls.PARAMS).replace("|", "\\|")])
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def cmd_kinds(args: argparse.Namespace) -> None:
+    print(kinds_table())
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -392,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--names", action="store_true", help="print module names only, one per line")
     p.set_defaults(func=cmd_list)
 
+    p = sub.add_parser("kinds", help="table of the member kinds (built in and plug-ins) and their parameters")
+    p.set_defaults(func=cmd_kinds)
+
     p = sub.add_parser("fixtures", help="write tiny RANDOM checkpoints for every checkpoint id, and a manifest")
     p.add_argument("dir", help="output folder (DIR/checkpoints.json is the manifest)")
     p.add_argument("--seed", type=int, default=0)
@@ -421,10 +437,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_tasks_build)
 
+    from hear_gura.analysis.cli import register_layers_command
     from hear_gura.feature_cache import register_cache_commands
     from hear_gura.harness.cli import register as register_evaluate
 
     register_evaluate(sub)
+    register_layers_command(sub)
     register_cache_commands(sub)
     return parser
 

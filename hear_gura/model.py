@@ -31,6 +31,7 @@ from hear_gura.validation import check_audio
 
 if TYPE_CHECKING:  # pragma: no cover
     from hear_gura.feature_cache import FeatureCache
+    from hear_gura.members.registry import MemberDescription
 
 __all__ = ["ClipFrames", "EnsembleModel", "Head", "build_config_member", "computation_key", "embedding_sizes"]
 
@@ -63,8 +64,12 @@ class Head:
     scene_groups: int
 
     @classmethod
-    def build(cls, config: EnsembleConfig, members: Mapping[str, Member]) -> "Head":
+    def build(cls, config: EnsembleConfig, members: Mapping[str, "Member | MemberDescription"]) -> "Head":
         """The head a config describes, checked against the members' shapes.
+
+        ``members``: built members, or their descriptions (no weights loaded:
+        :func:`hear_gura.identity.describe_member`); only ``width`` and
+        ``num_states`` are read.
 
         Raises:
             ConfigError: a layer choice does not fit its member: out of range,

@@ -17,6 +17,9 @@ examples:
   hear-gura evaluate --tasks-dir hear-2021.0.6/tasks --ensembles fusion_cat --model ckpt.json --reference gura
   hear-gura evaluate --tasks-dir tasks --ensembles fusion_cat --model fixtures/checkpoints.json \\
       --grid '{"fusion": ["avg", "cat_interleave"], "layers": ["last", "mean"]}'
+  hear-gura evaluate --tasks-dir tasks --ensembles crepe,fbank --seeds 3          # mean ± std over 3 probe runs
+  hear-gura evaluate --tasks-dir tasks --ensembles crepe,fbank --seeds 3 --report-only --per-class tiny_tones
+  hear-gura evaluate --tasks-dir tasks --ensembles crepe,fbank --probe fast       # results-fastprobe.*: NOT HEAR scores
 
 Reruns into the same --out skip finished cells. Each runner's output is in OUT/logs/.
 Every distinct member runs once per task for the whole study (all ensembles and grid points).
@@ -57,6 +60,9 @@ def _evaluate(args: argparse.Namespace, arguments: Dict[str, Any]) -> "Evaluatio
         feature_cache=args.feature_cache,
         argv=sys.argv,
         arguments=arguments,
+        seeds=args.seeds,
+        probe=args.probe,
+        per_class=args.per_class,
     )
 
 
@@ -90,4 +96,15 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument("--feature-cache", metavar="DIR",
                    help="keep every member's features per clip in DIR (created) and reuse them: adding an ensemble "
                         "or variant over the same members later runs no member (hear-gura cache info DIR)")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="run the probe N times per cell, run i with seed 42 + i (42: heareval's own); tables show "
+                        "mean ± std, every run is kept (default 1: exactly heareval's run)")
+    p.add_argument("--probe", default="heareval", choices=("heareval", "fast"),
+                   help="heareval: its prediction runner, the only source of HEAR scores (default); fast: a linear "
+                        "probe (and kNN for scene tasks) with fixed hyper-parameters for exploring, written to "
+                        "results-fastprobe.* and never called HEAR scores")
+    p.add_argument("--per-class", action="append", metavar="TASK[:VARIANT]",
+                   help="write per-class-<task>[-<variant>].{md,csv}: the primary metric per class of that task's "
+                        "finished cells (all variants, or VARIANT: a variant label or an ensemble name); repeatable; "
+                        "with --report-only, from cells finished earlier")
     p.set_defaults(func=cmd_evaluate)

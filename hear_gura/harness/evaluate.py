@@ -5,6 +5,12 @@ names, the option grid, the manifest, the task folders, the reference), write
 ``command.json``, run the cells (variants outer, tasks inner), then write the
 reports. A failing cell is reported and skipped; the reports still cover the
 others and the command exits with an error naming the failed cells.
+
+``--probe heareval`` (default) writes ``results.{csv,md,png}``: HEAR scores.
+``--probe fast`` writes ``results-fastprobe.{csv,md,png}``, titled as fast-probe
+figures, never HEAR scores; its cells are separate results. ``--seeds N`` runs
+the probe N times per cell (seeds 42, 43, ...): tables show mean ± std.
+``--per-class TASK[:VARIANT]`` writes ``per-class-<task>[-<variant>].{md,csv}``.
 """
 
 from __future__ import annotations
@@ -17,16 +23,20 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from hear_gura.atomic import save_json
 from hear_gura.errors import HearGuraError
 from hear_gura.harness.grid import Variant, build_variants, parse_ensembles, parse_grid
 from hear_gura.harness.leaderboard import SOURCE, leaderboard_column, load_leaderboard
 from hear_gura.harness.preflight import preflight
-from hear_gura.harness.report import build_table, write_csv, write_heatmap, write_markdown
+from hear_gura.harness.per_class import parse_selections, write_task_tables
+from hear_gura.harness.report import (
+    MEASURED, ScoreRow, ScoreTable, build_table, write_csv, write_heatmap, write_markdown,
+)
 from hear_gura.harness.runner import (
-    PROBE_GRIDS, Cell, CellOutcome, CellRunner, Settings, load_json, now_text, variant_identities,
+    FAST_FILE_TAG, FAST_TITLE_TAG, PROBE_GRIDS, PROBES, Cell, CellOutcome, CellRunner, Settings, load_json,
+    now_text, variant_identities,
 )
 from hear_gura.harness.scores import TaskInfo, discover_tasks
 from hear_gura.identity import versions
@@ -72,6 +82,9 @@ def evaluate(
     feature_cache: Optional[str] = None,
     argv: Optional[Sequence[str]] = None,
     arguments: Optional[Dict[str, Any]] = None,
+    seeds: int = 1,
+    probe: str = "heareval",
+    per_class: Optional[Sequence[str]] = None,
 ) -> EvaluationResult:
     """Evaluate ensembles on HEAR tasks with heareval's runners; write results.{csv,md,png}.
 
@@ -93,6 +106,13 @@ def evaluate(
         feature_cache: a folder of per-clip member features (:mod:`hear_gura.feature_cache`)
             that study steps read and fill: a later study over the same members runs none.
         argv, arguments: recorded in ``command.json`` (default ``sys.argv``).
+        seeds: probe runs per cell, run ``i`` with seed ``42 + i`` (42 is heareval's own
+            seed); the tables show mean ± sample std over runs. N seeds is another cell
+            than one, but a rerun with more seeds reuses the runs it has.
+        probe: ``heareval`` (its prediction runner: HEAR scores) or ``fast``
+            (:mod:`hear_gura.analysis.fast_probe`: exploring only; ``results-fastprobe.*``).
+        per_class: ``TASK`` or ``TASK:VARIANT`` selections: write the per-class table of
+            those finished cells (``per-class-<task>[-<variant>].{md,csv}``).
     Returns:
         an :class:`EvaluationResult`; raises nothing for failed cells (see ``.failed``).
     Raises:
@@ -105,6 +125,15 @@ def evaluate(
         raise HearGuraError(f"--grid-points must be a positive integer, got {grid_points!r}")
     if reference is not None and reference not in REFERENCES:
         raise HearGuraError(f"unknown --reference {reference!r}; valid: {', '.join(REFERENCES)}")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise HearGuraError(f"--seeds must be a positive integer (probe runs per cell), got {seeds!r}")
+    if probe not in PROBES:
+        raise HearGuraError(f"unknown --probe {probe!r}; valid: {', '.join(PROBES)} (heareval: HEAR scores)")
+    if probe == "fast":
+        _check_fast_probe()
+        if per_class:
+            raise HearGuraError("--per-class needs test predictions, which only heareval's probe keeps; "
+                                "drop --probe fast")
     manifest = None
     if model:
         manifest_path = Path(model).expanduser()
@@ -115,6 +144,7 @@ def evaluate(
     names = parse_ensembles(ensembles)
     variants = build_variants(names, parse_grid(grid), manifest)
     task_infos = discover_tasks(tasks_dir, tasks)
+    selections = parse_selections(per_class or [], task_infos, variants)
     if not report_only:  # every wav and label heareval will read, before any model or embedding work
         preflight(tasks_dir, task_infos)
     identities = variant_identities(variants, manifest)
@@ -130,7 +160,7 @@ def evaluate(
         tasks=task_infos,
         random_flags={label: bool(identity["random_weights"]) for label, identity in identities.items()},
         settings=Settings(manifest=manifest, grid_points=grid_points, probe_grid=probe_grid, identities=identities,
-                          feature_cache=cache_folder),
+                          feature_cache=cache_folder, seeds=seeds, probe_kind=probe),
         reference=reference,
         reference_columns={t.folder: c for t in task_infos if (c := leaderboard_column(t.folder)) is not None}
         if reference == "gura" else {},
@@ -139,12 +169,14 @@ def evaluate(
             "arguments": arguments or {
                 "tasks_dir": str(tasks_dir), "ensembles": names, "grid": grid, "model": model, "out": str(out),
                 "grid_points": grid_points, "probe_grid": probe_grid, "reference": reference,
-                "tasks": list(tasks) if tasks else None,
+                "tasks": list(tasks) if tasks else None, "seeds": seeds, "probe": probe,
+                "per_class": list(per_class) if per_class else None,
             },
             "cwd": str(Path.cwd()),
             "executable": sys.executable,
             "versions": dict(versions()),
         },
+        per_class=selections,
     )
     if reference and not plan.reference_columns:
         print("NOTE: --reference gura: none of the tasks is an official HEAR 2021 task folder "
@@ -170,6 +202,7 @@ class Plan:
         settings: manifest, probe settings and each variant's identity, shared by all cells.
         reference, reference_columns: the ``--reference`` and its official task folder -> column map.
         command: what ``command.json`` records besides times and status.
+        per_class: per-class tables to write: (task, its variants, file name suffix).
     """
 
     out_dir: Path
@@ -180,6 +213,19 @@ class Plan:
     reference: Optional[str]
     reference_columns: Dict[str, str]
     command: Dict[str, Any]
+    per_class: List[Tuple[TaskInfo, List[Variant], str]] = field(default_factory=list)
+
+    @property
+    def fast(self) -> bool:
+        return self.settings.probe_kind == "fast"
+
+
+def _check_fast_probe() -> None:
+    """Fail early, with the fix, when the fast probe cannot be imported."""
+    try:
+        from hear_gura.analysis.fast_probe import score_embedding_folder  # noqa: F401
+    except ImportError as err:
+        raise HearGuraError(f"--probe fast needs hear_gura.analysis.fast_probe ({err}); use --probe heareval") from None
 
 
 @contextlib.contextmanager
@@ -264,11 +310,14 @@ def run_plan(
         save_json(out_dir / "command.json", command)
     result = EvaluationResult(out_dir)
     runner = CellRunner(plan.settings, echo=verbose)
-    cells = [Cell(v, t, out_dir) for v in plan.variants for t in plan.tasks]
+    cells = [Cell(v, t, out_dir, plan.settings.probe_kind) for v in plan.variants for t in plan.tasks]
     settings, tag = plan.settings, shard.label()
     if leader:
+        probe_text = (f"FAST probe ({FAST_TITLE_TAG})" if plan.fast else
+                      f"probe grid {settings.probe_grid!r}, {settings.grid_points} grid point(s)")
+        seeds_text = f", {settings.seeds} seeds ({', '.join(map(str, settings.seed_list()))})" if settings.seeds > 1 else ""
         print(f"hear-gura evaluate: {len(plan.variants)} variant(s) x {len(plan.tasks)} task(s) = {len(cells)} "
-              f"cell(s); probe grid {settings.probe_grid!r}, {settings.grid_points} grid point(s); output in {out_dir}"
+              f"cell(s); {probe_text}{seeds_text}; output in {out_dir}"
               + (f"; {shard.world_size} processes" if shard.world_size > 1 else ""), flush=True)
         if any(plan.random_flags.values()):
             print("NOTE: rows marked (random weights) use tiny RANDOM fixture checkpoints: their scores test the "
@@ -288,7 +337,9 @@ def run_plan(
             prefix = f"[{index}/{len(cells)}]{tag} {cell.name}"
             finished = runner.finished_record(cell)
             if finished is not None:
-                print(f"{prefix}: done earlier ({finished['metric']} = {finished['score']:.4f}), skipped", flush=True)
+                spread = f" +- {finished['seed_std']:.4f} over seeds" if finished.get("seed_std") is not None else ""
+                print(f"{prefix}: done earlier ({finished['metric']} = {finished['score']:.4f}{spread}), skipped",
+                      flush=True)
                 mine.append(CellOutcome(cell, "skipped", finished))
                 continue
             stale = runner.stale_reasons(cell)
@@ -392,45 +443,91 @@ def gather_outcomes(shard: Any, cells: Sequence[Cell], mine: Sequence[CellOutcom
 
 
 def write_reports(plan: Plan, result: EvaluationResult) -> Dict[str, Path]:
-    """``results.csv``, ``results.md`` and (with matplotlib) ``results.png`` from the finished cells."""
+    """``results.{csv,md,png}`` (fast probe: ``results-fastprobe.*``) and the per-class tables asked for."""
     records = {(o.cell.variant.label, o.cell.task.folder): o.record for o in result.outcomes if o.record}
     ordered = [o.record for o in result.outcomes if o.record]
-    leaderboard = load_leaderboard() if plan.reference_columns else None
-    table = build_table(plan.tasks, plan.variants, records, leaderboard, plan.reference_columns)
+    # Published GURA rows are HEAR scores: never beside fast-probe figures.
+    columns = {} if plan.fast else plan.reference_columns
+    leaderboard = load_leaderboard() if columns else None
+    table = build_table(plan.tasks, plan.variants, records, leaderboard, columns)
     table.notes = _notes(plan, result)
-    files = {"csv": plan.out_dir / "results.csv", "md": plan.out_dir / "results.md",
-             "png": plan.out_dir / "results.png"}
-    write_csv(files["csv"], ordered, table, leaderboard, plan.reference_columns)
-    write_markdown(files["md"], table)
+    stem = f"results-{FAST_FILE_TAG}" if plan.fast else "results"
+    files = {kind: plan.out_dir / f"{stem}.{kind}" for kind in ("csv", "md", "png")}
+    write_csv(files["csv"], ordered, table, leaderboard, columns)
+    if plan.fast:
+        write_markdown(files["md"], table, f"hear-gura evaluate: linear probe ({FAST_TITLE_TAG})",
+                       extra=_knn_tables(plan, records))
+    else:
+        write_markdown(files["md"], table)
+    title = (f"Linear probe ({FAST_TITLE_TAG}): primary test metric per task" if plan.fast
+             else "Primary test metric per task")
+    title += f", mean ± std over {plan.settings.seeds} seeds" if plan.settings.seeds > 1 else ""
     try:
-        write_heatmap(files["png"], table)
+        write_heatmap(files["png"], table, title)
     except ImportError as err:
-        print(f"NOTE: results.png not written ({err}); pip install matplotlib", flush=True)
+        print(f"NOTE: {files['png'].name} not written ({err}); pip install matplotlib", flush=True)
         files.pop("png")
+    for task, variants, suffix in plan.per_class:
+        by_label = {o.cell.variant.label: o.record for o in result.outcomes
+                    if o.record and o.cell.task.folder == task.folder}
+        files.update(write_task_tables(plan.out_dir, task, variants, suffix, by_label, plan.settings.seed_list()))
     return files
+
+
+def _knn_tables(plan: Plan, records: Dict[tuple, Dict[str, Any]]) -> List[Tuple[str, ScoreTable]]:
+    """The fast probe's kNN scores (scene tasks), as a second table."""
+    scene = [t for t in plan.tasks if t.embedding_type == "scene"]
+    if not scene:
+        return []
+    table = ScoreTable([t.folder for t in scene], [t.primary_metric for t in scene])
+    for variant in plan.variants:
+        values = []
+        for task in scene:
+            record = records.get((variant.label, task.folder))
+            value = (record or {}).get("secondary", {}).get(f"knn_{task.primary_metric}")
+            values.append(None if value is None else float(value))
+        table.rows.append(ScoreRow(variant.label, MEASURED, values))
+    return [(f"kNN probe, scene tasks ({FAST_TITLE_TAG})", table)]
 
 
 def _notes(plan: Plan, result: EvaluationResult) -> List[str]:
     settings, reference_columns = plan.settings, plan.reference_columns
-    notes = [
-        "Cells: the primary test metric of each task (its first `evaluation` metric; k-fold tasks: mean over "
-        "folds), from heareval's prediction runner (MLP probe on frozen embeddings, "
-        f"grid `{settings.probe_grid}`, {settings.grid_points} grid point(s)).",
-        "**Bold**: the best measured score of each task (lowest for error rates such as segment_1s_er); "
-        "n/a: the cell failed or was not run.",
-    ]
+    if plan.fast:
+        notes = [
+            f"FAST PROBE, NOT HEAR SCORES. Cells: the primary test metric (k-fold: mean over folds) of hear_gura's "
+            "fast probe (hear_gura.analysis.fast_probe: one linear layer on standardised embeddings, fixed "
+            "hyper-parameters, no grid search; heareval's splits, event post-processing and metric functions), "
+            "for exploring. Only `--probe heareval` (results.md) gives HEAR scores.",
+        ]
+        if reference_columns or plan.reference:
+            notes.append("--reference gura: published HEAR scores are not shown beside fast-probe figures.")
+    else:
+        notes = [
+            "Cells: the primary test metric of each task (its first `evaluation` metric; k-fold tasks: mean over "
+            "folds), from heareval's prediction runner (MLP probe on frozen embeddings, "
+            f"grid `{settings.probe_grid}`, {settings.grid_points} grid point(s)).",
+        ]
+    if settings.seeds > 1:
+        notes.append(f"mean ± std: over {settings.seeds} probe runs per cell, seeds "
+                     f"{', '.join(map(str, settings.seed_list()))} (42 is heareval's own seed); std is the sample "
+                     "standard deviation over runs (over folds: score_std in the CSV); every run's score is in "
+                     "the CSV's seed_scores.")
+    notes.append("**Bold**: the best measured score of each task (lowest for error rates such as segment_1s_er); "
+                 "n/a: the cell failed or was not run.")
     if any(o.record and not math.isfinite(float(o.record["score"])) for o in result.outcomes):
         notes.append("nan: heareval's score is undefined, e.g. an event-task probe that predicted no event "
-                     "(sed_eval's F-measure is 0/0); kept as heareval wrote it, not replaced by 0.")
+                     "(sed_eval's F-measure is 0/0); kept as heareval wrote it, not replaced by 0"
+                     + (" (a cell is nan when any of its runs is)." if settings.seeds > 1 else "."))
     if any(o.record and o.record.get("random_weights") for o in result.outcomes):
         notes.append("Rows marked *(random weights)* use tiny RANDOM fixture checkpoints (`hear-gura fixtures`): "
                      "their scores test the pipeline and say nothing about the pretrained models.")
-    if reference_columns:
+    if reference_columns and not plan.fast:
         notes.append(f"Rows marked *(published)*: {SOURCE}; shown for official HEAR 2021 tasks only "
                      f"({', '.join(f'{t} = {c}' for t, c in reference_columns.items())}).")
-    elif plan.reference:
+    elif plan.reference and not plan.fast:
         notes.append("--reference gura: none of the tasks is an official HEAR 2021 task, so no published row.")
     if result.failed:
         notes.append("Failed cells: " + "; ".join(f"{o.cell.name} ({o.error.splitlines()[0]})" for o in result.failed))
-    notes.append(f"Written {now_text()}; details per cell in results.csv, the exact command in command.json.")
+    csv_name = f"results-{FAST_FILE_TAG}.csv" if plan.fast else "results.csv"
+    notes.append(f"Written {now_text()}; details per cell in {csv_name}, the exact command in command.json.")
     return notes

@@ -183,47 +183,40 @@ def build_variants(
     return variants
 
 
-def _hf_depth(checkpoint: str, manifest: Any) -> Optional[int]:
-    """Selectable states (layers + 1) of an hf checkpoint, without loading weights; None if unknown."""
-    from hear_gura.errors import CheckpointError
-    from hear_gura.specs import checkpoint_spec
-
-    try:
-        path = manifest.resolve(checkpoint)
-    except CheckpointError:
-        path = None
-    path = path or (Path(checkpoint) if Path(checkpoint).is_dir() else None)
-    if path is not None and (path / "config.json").is_file():
-        try:
-            return int(json.loads((path / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"]) + 1
-        except (ValueError, KeyError, TypeError):
-            return None
-    spec = checkpoint_spec(checkpoint)
-    return spec.num_layers + 1 if spec else None
-
-
 def _check_layer_choices(config: Any, manifest: Any) -> None:
-    """Parse the layer choice of every multi-layer member against its depth (no weights loaded).
+    """Build the variant's head from its members' descriptions (no weights loaded): what would fail later fails now.
 
-    One-state members (CREPE, weight-free s3prl features) follow the rule
-    :meth:`hear_gura.model.Head.build` applies when the model is built.
+    Each member kind describes itself (width, states...) from its checkpoint's
+    config or its own constants (:func:`hear_gura.identity.describe_member`);
+    :meth:`hear_gura.model.Head.build` then checks every layer choice against
+    its member's depth and the fusion against the members' widths (e.g.
+    ``{"feature_align": "none"}`` on members of different widths). A member
+    whose checkpoint is not on this machine cannot be described: its layer
+    choice is checked for its form only, and widths are checked when it loads.
     """
+    from hear_gura.errors import CheckpointError
+    from hear_gura.identity import describe_member
     from hear_gura.layers import parse_layer_choice
-    from hear_gura.members.s3prl_upstream import WEIGHT_FREE_UPSTREAMS
-    from hear_gura.model import check_layers_have_layers
+    from hear_gura.model import Head, check_layers_have_layers
 
-    one_state = {m.name: 1 for m in config.members
-                 if m.type == "crepe" or (m.type == "s3prl" and m.params.get("upstream") in WEIGHT_FREE_UPSTREAMS)}
-    check_layers_have_layers(config, {m.name: one_state.get(m.name, 2) for m in config.members})
+    described = {}
     for member in config.members:
-        if member.type == "crepe":
-            continue
+        try:
+            described[member.name] = describe_member(member, manifest)
+        except CheckpointError:
+            pass
+    if len(described) == len(config.members):
+        Head.build(config, described)
+        return
+    check_layers_have_layers(config, {m.name: described[m.name].num_states if m.name in described else 2
+                                      for m in config.members})
+    for member in config.members:
         choice = config.layer_choice(member.name)
-        depth = _hf_depth(str(member.params.get("checkpoint", "")), manifest) if member.type == "hf" else None
-        if depth is not None:
-            try:
-                parse_layer_choice(choice, depth)
-            except ConfigError as err:
-                raise ConfigError(f"member {member.name!r}: {err}") from None
+        if member.name in described:
+            if described[member.name].num_states > 1 or config.layers_by_member:
+                try:
+                    parse_layer_choice(choice, described[member.name].num_states)
+                except ConfigError as err:
+                    raise ConfigError(f"member {member.name!r}: {err}") from None
         elif isinstance(choice, str):
             parse_layer_choice(choice, 1000)  # depth unknown here: check the form only

@@ -1,29 +1,45 @@
-"""One cell = one ensemble variant x one task: heareval's embedding runner, then its prediction runner.
+"""One cell = one ensemble variant x one task x one probe: embeddings, then the probe's runs (one per seed).
 
-Each runner is a subprocess (``python -m hear_gura.heareval_compat``), so a
-crash, a leak or a CUDA error stays inside its cell. When several variants
-(of any ensembles) need a task, their embeddings come from one pass of their
-distinct members (:mod:`hear_gura.harness.shared_embed`), in the same files
-heareval's runner writes. Outputs under ``OUT``::
+Each step is a subprocess, so a crash, a leak or a CUDA error stays inside its
+cell: heareval's embedding runner (``python -m hear_gura.heareval_compat``),
+then :mod:`hear_gura.harness.probe_run` (heareval's prediction runner once per
+seed, or the fast probe). When several variants (of any ensembles) need a
+task, their embeddings come from one pass of their distinct members
+(:mod:`hear_gura.harness.shared_embed`), in the same files heareval's runner
+writes. Outputs under ``OUT``::
 
     embeddings/<variant slug>/hear_gura.<ensemble>[-options]/<task>/   heareval's own layout
     cells/<variant slug>/<task>.embeddings.json   written once the embeddings are complete
-    cells/<variant slug>/<task>.json              the cell's result, written last
-    logs/<variant slug>/<task>.{embeddings,predictions}.log
+    cells/<variant slug>/<task>.json              the cell's result (heareval's probe), written last
+    cells/<variant slug>/<task>.fastprobe.json    the cell's result with the fast probe (not HEAR scores)
+    cells/<variant slug>/<task>/seed-<s>/         one run of heareval's probe: its test.predicted-scores.json,
+                                                  <test split>.predictions.pkl (test predictions), run.json
+                                                  (seed, seconds, per-class scores)
+    cells/<variant slug>/<task>/fastprobe-seed-<s>/   one fast-probe run: fastprobe.json, run.json
+    logs/<variant slug>/<task>.{embeddings,predictions,fastprobe}.log
     logs/study/<task>.embeddings.{log,json}   the study's member pass on a task (json: passes, cache counts)
 
-Resuming: a cell is skipped only when its result file records the same
-identity as the cell would have now (:mod:`hear_gura.identity`): the resolved
-ensemble configuration, the content of every checkpoint its members load, the
-task's content (every clip's bytes), the versions of hear_gura and the
-packages behind the numbers, and the probe settings. Embeddings are trusted
+Seeds: ``--seeds N`` runs the probe N times, run ``i`` with seed ``42 + i``
+(42 is heareval's own fixed seed, so run 0 is exactly heareval's run). The
+cell's score is the mean over runs, ``seed_std`` their sample standard
+deviation; every run is kept (``runs`` in the result, a folder each).
+
+Resuming: a cell is skipped only when its result file is complete and records
+the same identity as the cell would have now (:mod:`hear_gura.identity`): the
+resolved ensemble configuration, the content of every checkpoint its members
+load, the task's content (every clip's bytes), the versions of hear_gura and
+the packages behind the numbers, and the probe (which one, its settings, the
+list of seeds: N seeds is never the same cell as one). A run of one seed is
+reused, inside a redone cell, when the cell's previous result holds it under
+the same embedding identity and probe settings: going from 1 to 3 seeds runs
+2 more probes; an interrupted multi-seed cell (its result saved after each
+run, marked incomplete) resumes at the next seed. Embeddings are trusted
 only when heareval's ``.done.embeddings`` marker *and* our
 ``.embeddings.json`` record with the same identity exist; anything else in the
 task's embedding folder is deleted and recomputed. A cell whose identity
 cannot be proven (weights that are not on this machine) is always recomputed.
-Prediction outputs without a result file are deleted and recomputed. Every
-file of ours is written atomically, so an interrupted run leaves nothing a
-rerun would trust by mistake.
+Every file of ours is written atomically, so an interrupted run leaves
+nothing a rerun would trust by mistake.
 """
 
 from __future__ import annotations
@@ -42,13 +58,19 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple
 from hear_gura.atomic import save_json
 from hear_gura.errors import HearGuraError
 from hear_gura.harness.grid import Variant
-from hear_gura.harness.scores import TaskInfo, read_scores
-from hear_gura.identity import differences, same_identity
+from hear_gura.harness.probe_run import (
+    FAST_FILE, FIRST_SEED, PREFIXES, RUN_FILE, SCORES_FILE, clear_outputs, seed_folder_name,
+)
+from hear_gura.harness.scores import TaskInfo, TaskScores, combine_runs, read_fast_scores, read_scores
+from hear_gura.identity import canonical, differences, same_identity
 
 DONE_EMBEDDINGS = ".done.embeddings"
-DONE_PREDICTIONS = "prediction-done.json"
-SCORES_FILE = "test.predicted-scores.json"
 PROBE_GRIDS = ("default", "fast", "faster")
+#: ``--probe``: heareval's prediction runner (HEAR scores) or the fast probe (exploring; never HEAR scores).
+PROBES = ("heareval", "fast")
+#: The fast probe's tag in file names and titles.
+FAST_FILE_TAG = "fastprobe"
+FAST_TITLE_TAG = "fast probe, not HEAR scores"
 LOG_TAIL_LINES = 25
 
 
@@ -119,6 +141,10 @@ class Settings:
         feature_cache: a feature cache folder the study steps read and fill, or None.
         grid_points: heareval's ``--grid-points``.
         probe_grid: heareval's ``--grid`` (``default``, ``fast``, ``faster``).
+        seeds: probe runs per cell; run ``i`` uses seed ``42 + i``.
+        probe_kind: ``heareval`` (HEAR scores) or ``fast`` (:mod:`hear_gura.analysis.fast_probe`).
+        device: the fast probe's torch device (``auto``: ``cuda`` when there is one; heareval's runner
+            picks its own).
     """
 
     manifest: Optional[str] = None
@@ -126,9 +152,27 @@ class Settings:
     probe_grid: str = "default"
     feature_cache: Optional[str] = None
     identities: Mapping[str, Dict[str, Any]] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    seeds: int = 1
+    probe_kind: str = "heareval"
+    device: str = "auto"
+
+    def seed_list(self) -> List[int]:
+        """The seed of each run: ``42, 43, ...`` (42 is heareval's own)."""
+        return [FIRST_SEED + i for i in range(self.seeds)]
+
+    def probe_settings(self) -> Dict[str, Any]:
+        """What one probe run depends on besides its embeddings and its seed."""
+        if self.probe_kind == "fast":
+            return {"kind": "fast", "hparams": fast_probe_hparams()}
+        return {"kind": "heareval", "grid_points": self.grid_points, "grid": self.probe_grid}
 
     def probe(self) -> Dict[str, Any]:
-        return {"grid_points": self.grid_points, "grid": self.probe_grid}
+        """The probe part of a cell's identity: settings and the list of seeds."""
+        return {**self.probe_settings(), "seeds": self.seed_list()}
+
+    def run_probe(self, seed: int) -> Dict[str, Any]:
+        """The probe part of one run's identity."""
+        return {**self.probe_settings(), "seed": seed}
 
     def ensemble_identity(self, variant: Variant) -> Dict[str, Any]:
         """The variant's :func:`hear_gura.identity.ensemble_identity` (computed by the plan, once per variant)."""
@@ -137,6 +181,15 @@ class Settings:
         except KeyError:
             raise HearGuraError(f"no identity computed for {variant.label}; build Settings with "
                                 "variant_identities()") from None
+
+
+def fast_probe_hparams() -> Dict[str, Any]:
+    """The fast probe's fixed hyper-parameters (:class:`hear_gura.analysis.fast_probe.ProbeConfig`), for identities."""
+    from dataclasses import asdict
+
+    from hear_gura.analysis.fast_probe import ProbeConfig
+
+    return asdict(ProbeConfig())
 
 
 def variant_identities(variants: Sequence[Variant], manifest: Optional[str]) -> Dict[str, Dict[str, Any]]:
@@ -159,11 +212,12 @@ def variant_identities(variants: Sequence[Variant], manifest: Optional[str]) -> 
 
 @dataclass(frozen=True)
 class Cell:
-    """One (variant, task) pair and where its files live under ``out``."""
+    """One (variant, task) pair, probed with ``probe`` (``heareval`` or ``fast``), and where its files live."""
 
     variant: Variant
     task: TaskInfo
     out: Path
+    probe: str = "heareval"
 
     @property
     def name(self) -> str:
@@ -176,7 +230,22 @@ class Cell:
 
     @property
     def result_path(self) -> Path:
-        return self.out / "cells" / self.variant.slug / f"{self.task.folder}.json"
+        """``<task>.json`` (heareval's probe) or ``<task>.fastprobe.json``: separate results."""
+        tag = f".{FAST_FILE_TAG}" if self.probe == "fast" else ""
+        return self.out / "cells" / self.variant.slug / f"{self.task.folder}{tag}.json"
+
+    @property
+    def runs_dir(self) -> Path:
+        """Where each probe run keeps its outputs (one sub-folder per seed)."""
+        return self.out / "cells" / self.variant.slug / self.task.folder
+
+    def run_dir(self, seed: int) -> Path:
+        return self.runs_dir / seed_folder_name(self.probe, seed)
+
+    @property
+    def probe_step(self) -> str:
+        """The probe step's name in logs: ``predictions`` (heareval's runner) or ``fastprobe``."""
+        return FAST_FILE_TAG if self.probe == "fast" else "predictions"
 
     @property
     def embeddings_record_path(self) -> Path:
@@ -229,11 +298,7 @@ def embedding_width(embedding_dir: Path) -> Optional[int]:
 
 def clear_predictions(embedding_dir: Path) -> None:
     """Delete the prediction runner's outputs in an embedding folder (it skips folders it marked done)."""
-    for name in (DONE_PREDICTIONS, SCORES_FILE, "prediction.log"):
-        (embedding_dir / name).unlink(missing_ok=True)
-    for path in embedding_dir.glob("*.predictions.pkl"):
-        path.unlink()
-    shutil.rmtree(embedding_dir / "lightning_logs", ignore_errors=True)
+    clear_outputs(embedding_dir)
 
 
 class CellRunner:
@@ -255,9 +320,10 @@ class CellRunner:
         print(text, file=self.stream, flush=True)
 
     def finished_record(self, cell: Cell) -> Optional[Dict[str, Any]]:
-        """The cell's result if it was finished under the identity the cell has now, else None."""
+        """The cell's result if it was finished (every seed) under the identity the cell has now, else None."""
         record = load_json(cell.result_path)
-        if isinstance(record, dict) and same_identity(record.get("identity"), cell.identity(self.settings)):
+        if (isinstance(record, dict) and record.get("complete") is True
+                and same_identity(record.get("identity"), cell.identity(self.settings))):
             return record
         return None
 
@@ -266,23 +332,68 @@ class CellRunner:
         record = load_json(cell.result_path)
         if not isinstance(record, dict):
             return []
-        return differences(record.get("identity"), cell.identity(self.settings))
+        current = cell.identity(self.settings)
+        reasons = differences(record.get("identity"), current)
+        recorded = record.get("identity", {}).get("probe") if isinstance(record.get("identity"), dict) else None
+        if "probe" in reasons and isinstance(recorded, dict):
+            reasons[reasons.index("probe")] = f"probe {_probe_text(recorded)} -> {_probe_text(current['probe'])}"
+        return reasons
+
+    def reusable_runs(self, cell: Cell) -> Tuple[Optional[Dict[str, Any]], Dict[int, Dict[str, Any]]]:
+        """(the cell's previous result, its runs this cell can reuse: same embeddings, same probe settings, seed).
+
+        A run is reused only if the previous result (finished or interrupted,
+        any seed count) has the embedding identity the cell has now, records
+        that run's probe settings and seed, and its folder is still there.
+        """
+        previous = load_json(cell.result_path)
+        if not isinstance(previous, dict) or not isinstance(previous.get("identity"), dict):
+            return None, {}
+        recorded = {k: v for k, v in previous["identity"].items() if k != "probe"}
+        if not same_identity(recorded, cell.embedding_identity(self.settings)):
+            return previous, {}
+        kept = {}
+        for run in previous.get("runs") or []:
+            seed = run.get("seed") if isinstance(run, dict) else None
+            if (isinstance(seed, int) and canonical(run.get("probe")) == canonical(self.settings.run_probe(seed))
+                    and (cell.run_dir(seed) / RUN_FILE).is_file()):
+                kept[seed] = run
+        return previous, kept
 
     def run(self, cell: Cell) -> CellOutcome:
         """Run (or skip) one cell; never raises for a failing runner (the outcome says ``failed``)."""
         record = self.finished_record(cell)
         if record is not None:
             return CellOutcome(cell, "skipped", record)
+        previous, runs = self.reusable_runs(cell)
         cell.result_path.unlink(missing_ok=True)
         outcome = CellOutcome(cell, "failed")
-        embed = self._embeddings(cell, outcome)
-        if embed is None:
+        seeds = self.settings.seed_list()
+        runs = {seed: run for seed, run in runs.items() if seed in seeds}
+        if runs:
+            self.say(f"      probe run(s) of seed(s) {', '.join(map(str, sorted(runs)))}: done earlier, reused")
+        missing = [seed for seed in seeds if seed not in runs]
+        if missing:
+            embed = self._embeddings(cell, outcome)
+            if embed is None:
+                return outcome
+            embedding_dir, embed_seconds, width = embed
+        else:  # every run reused: the embeddings are not needed again
+            assert previous is not None
+            embedding_dir = Path(str(previous.get("embedding_dir", "")))
+            embed_seconds, width = float(previous.get("embed_seconds") or 0.0), previous.get("embedding_width")
+        context = {"embedding_dir": embedding_dir, "embed_seconds": embed_seconds, "width": width}
+        if missing and not self._probe_runs(cell, embedding_dir, missing, runs, outcome, context):
             return outcome
-        embedding_dir, embed_seconds, width = embed
-        predicted = self._predictions(cell, embedding_dir, outcome)
-        if predicted is None:
-            return outcome
-        scores, predict_seconds = predicted
+        record = self._save(cell, runs, context, complete=True)
+        outcome.status, outcome.record = "done", record
+        return outcome
+
+    def _save(self, cell: Cell, runs: Mapping[int, Dict[str, Any]], context: Mapping[str, Any],
+              complete: bool) -> Dict[str, Any]:
+        """Write the cell's result from its runs (``complete``: every seed; else resumable progress)."""
+        ordered = [runs[seed] for seed in self.settings.seed_list() if seed in runs]
+        summary = combine_runs(ordered)
         identity = cell.identity(self.settings)
         record = {
             "ensemble": cell.variant.ensemble,
@@ -291,24 +402,27 @@ class CellRunner:
             "task": cell.task.folder,
             "task_name": cell.task.task_name,
             "embedding_type": cell.task.embedding_type,
-            "metric": scores.metric,
-            "score": scores.score,
-            "score_std": scores.score_std,
-            "folds": scores.folds,
-            "secondary": scores.secondary,
-            "embedding_width": width,
-            "embed_seconds": round(embed_seconds, 2),
-            "predict_seconds": round(predict_seconds, 2),
+            "probe_kind": self.settings.probe_kind,
+            **summary,
+            "embedding_width": context["width"],
+            "embed_seconds": round(float(context["embed_seconds"]), 2),
+            "predict_seconds": round(sum(float(r.get("seconds", 0.0)) for r in ordered), 2),
             "random_weights": bool(identity["random_weights"]),
             "identity": identity,
             "probe": self.settings.probe(),
             "task_path": str(cell.task.path),
-            "embedding_dir": str(embedding_dir),
+            "embedding_dir": str(context["embedding_dir"]),
+            "runs": ordered,
+            "complete": complete,
             "finished_at": now_text(),
         }
         save_json(cell.result_path, record)
-        outcome.status, outcome.record = "done", record
-        return outcome
+        if complete:  # runs of seeds this result does not list are never reused: remove them
+            listed = {cell.run_dir(run["seed"]).name for run in ordered}
+            for folder in cell.runs_dir.glob(f"{PREFIXES[cell.probe]}seed-*"):
+                if folder.name not in listed:
+                    shutil.rmtree(folder, ignore_errors=True)
+        return record
 
     def embeddings_ready(self, cell: Cell) -> bool:
         """Whether a cell's embeddings are complete and recorded with these settings."""
@@ -399,21 +513,82 @@ class CellRunner:
         self.say(f"      embeddings: {seconds:.1f} s (width {width})")
         return found, seconds, width
 
-    def _predictions(self, cell: Cell, embedding_dir: Path, outcome: CellOutcome) -> Optional[Tuple[Any, float]]:
-        clear_predictions(embedding_dir)
-        args = ["predictions", str(embedding_dir.resolve()), "--grid-points", str(self.settings.grid_points),
-                "--grid", self.settings.probe_grid]
-        log = cell.log_path("predictions")
-        outcome.steps.append("predictions")
-        status, seconds = run_tool(args, log, cwd=cell.out.resolve(), echo=self.echo)
-        if status != 0 or not (embedding_dir / SCORES_FILE).exists():
-            self._fail(outcome, "predictions", f"heareval's prediction runner exited with status {status}", log)
-            return None
+    def _run_entry(self, cell: Cell, seed: int) -> Dict[str, Any]:
+        """One finished run, read from its folder (raises HearGuraError if its scores are unreadable)."""
+        folder = cell.run_dir(seed)
+        meta = load_json(folder / RUN_FILE) or {}
+        if cell.probe == "fast":
+            scores: TaskScores = read_fast_scores(folder / FAST_FILE, cell.task.metrics)
+        else:
+            scores = read_scores(folder / SCORES_FILE, cell.task.metrics)
+        return {"seed": seed, "probe": self.settings.run_probe(seed), "folder": str(folder.relative_to(cell.out)),
+                "metric": scores.metric, "score": scores.score, "score_std": scores.score_std,
+                "folds": scores.folds, "secondary": scores.secondary, "per_class": meta.get("per_class"),
+                "seconds": float(meta.get("seconds", 0.0)), "finished_at": now_text()}
+
+    def _probe_runs(self, cell: Cell, embedding_dir: Path, seeds: Sequence[int], runs: Dict[int, Dict[str, Any]],
+                    outcome: CellOutcome, context: Mapping[str, Any]) -> bool:
+        """Run the probe once per missing seed (one subprocess); add each finished run to ``runs``.
+
+        Runs that finished are recorded even if a later one fails or the
+        process is interrupted (the result is saved as incomplete), so a rerun
+        resumes at the next seed. Returns whether every seed finished.
+        """
+        for seed in seeds:
+            shutil.rmtree(cell.run_dir(seed), ignore_errors=True)
+        if cell.probe == "heareval":
+            clear_predictions(embedding_dir)
+        args = [cell.probe_step, str(embedding_dir.resolve()), "--seeds", ",".join(map(str, seeds)),
+                "--keep", str(cell.runs_dir.resolve())]
+        if cell.probe == "heareval":
+            args += ["--grid-points", str(self.settings.grid_points), "--grid", self.settings.probe_grid]
+        else:
+            args += ["--device", self.settings.device]
+        log = cell.log_path(cell.probe_step)
+        outcome.steps.append(cell.probe_step)
+        what = "heareval's prediction runner" if cell.probe == "heareval" else "the fast probe"
+        status, problem, wall = None, "", None
         try:
-            scores = read_scores(embedding_dir / SCORES_FILE, cell.task.metrics)
-        except HearGuraError as err:
-            self._fail(outcome, "predictions", str(err), log)
-            return None
-        spread = f" +- {scores.score_std:.4f} over {scores.folds} folds" if scores.score_std is not None else ""
-        self.say(f"      predictions: {seconds:.1f} s -> {scores.metric} = {scores.score:.4f}{spread}")
-        return scores, seconds
+            status, wall = run_tool(args, log, cwd=cell.out.resolve(), echo=self.echo,
+                                    module="hear_gura.harness.probe_run")
+        finally:  # also on Ctrl-C: keep every run that finished
+            new = []
+            for seed in seeds:
+                if not (cell.run_dir(seed) / RUN_FILE).is_file():
+                    continue
+                try:
+                    runs[seed] = self._run_entry(cell, seed)
+                except HearGuraError as err:
+                    problem = str(err)
+                    break
+                new.append(runs[seed])
+            if wall is not None and new:  # the step's start-up (imports) shared by its runs: they sum to its wall time
+                share = max(0.0, wall - sum(r["seconds"] for r in new)) / len(new)
+                for run in new:
+                    run["seconds"] = round(run["seconds"] + share, 2)
+            for run in new:
+                self._say_run(cell, run, len(self.settings.seed_list()) > 1)
+            if len(runs) < len(self.settings.seed_list()) and runs:
+                self._save(cell, runs, context, complete=False)
+        if problem:
+            self._fail(outcome, cell.probe_step, problem, log)
+            return False
+        if status != 0 or any(seed not in runs for seed in seeds):
+            done = [s for s in seeds if s in runs]
+            self._fail(outcome, cell.probe_step, f"{what} exited with status {status}"
+                       + (f" after the run(s) of seed(s) {', '.join(map(str, done))}" if done else ""), log)
+            return False
+        return True
+
+    def _say_run(self, cell: Cell, run: Mapping[str, Any], several: bool) -> None:
+        spread = f" +- {run['score_std']:.4f} over {run['folds']} folds" if run.get("score_std") is not None else ""
+        seed = f" (seed {run['seed']})" if several else ""
+        self.say(f"      {cell.probe_step}{seed}: {run['seconds']:.1f} s -> {run['metric']} = {run['score']:.4f}{spread}")
+
+
+def _probe_text(probe: Mapping[str, Any]) -> str:
+    """``heareval grid faster x1, seeds 42,43`` (for messages)."""
+    seeds = probe.get("seeds")
+    head = (f"{probe.get('kind', 'heareval')}" + (f" grid {probe['grid']} x{probe.get('grid_points')}"
+                                                  if "grid" in probe else ""))
+    return head + (f", seeds {','.join(map(str, seeds))}" if isinstance(seeds, list) else "")

@@ -160,10 +160,7 @@ def read_scores(path: "str | Path", metrics: Sequence[str]) -> TaskScores:
         HearGuraError: unreadable, or the primary metric is absent.
     """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise HearGuraError(f"{path}: cannot read heareval's scores ({err})") from None
+    data = _read_scores_file(path, "heareval's scores")
     primary = metrics[0]
     if isinstance(data.get("aggregated_scores"), dict):
         values, suffix = data["aggregated_scores"], "_mean"
@@ -186,3 +183,95 @@ def read_scores(path: "str | Path", metrics: Sequence[str]) -> TaskScores:
         if number is not None and name != f"test_loss{suffix}":
             secondary[name[len("test_"):len(name) - len(suffix)]] = number
     return TaskScores(primary, score, std if std is None or not math.isnan(std) else None, secondary, folds)
+
+
+def _read_scores_file(path: Path, what: str) -> Any:
+    """A scores file's JSON content; HearGuraError naming ``what`` when it cannot be read."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise HearGuraError(f"{path}: cannot read {what} ({err})") from None
+
+
+def read_fast_scores(path: "str | Path", metrics: Sequence[str]) -> TaskScores:
+    """Read a fast-probe run (``fastprobe.json``, :func:`hear_gura.analysis.fast_probe.score_embedding_folder`).
+
+    The linear probe's primary metric is the score; its other metrics, and the
+    kNN probe's (scene tasks, as ``knn_<metric>``), are secondary.
+
+    Raises:
+        HearGuraError: unreadable, or the primary metric is absent.
+    """
+    path = Path(path)
+    data = _read_scores_file(path, "the fast probe's scores")
+    primary = metrics[0]
+    test = data.get("test") if isinstance(data, dict) else None
+    score = _number(test.get(primary)) if isinstance(test, dict) else None
+    if score is None:
+        raise HearGuraError(f"{path}: no test score of {primary} (keys: {sorted(test or {})})")
+    std = _number((data.get("test_std") or {}).get(primary))
+    secondary = {m: v for m, value in test.items() if m != primary and (v := _number(value)) is not None}
+    knn = (data.get("knn") or {}).get("test") or {}
+    secondary.update({f"knn_{m}": v for m, value in knn.items() if (v := _number(value)) is not None})
+    folds = len(data.get("per_fold") or {}) or 1
+    return TaskScores(primary, score, std if std is None or not math.isnan(std) else None, secondary, folds)
+
+
+def _mean(values: Sequence[float]) -> float:
+    """The mean (NaN if any value is NaN: an undefined run is never silently dropped)."""
+    return math.fsum(values) / len(values)
+
+
+def sample_std(values: Sequence[float]) -> Optional[float]:
+    """The sample standard deviation (n - 1); None for fewer than two values; NaN if any is NaN."""
+    if len(values) < 2:
+        return None
+    mean = _mean(values)
+    return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def combine_runs(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """A cell's scores from its probe runs (one per seed): means, and the spread over seeds.
+
+    Args:
+        runs: run entries (``seed``, ``metric``, ``score``, ``score_std``, ``folds``,
+            ``secondary``, ``per_class``), in seed order; at least one.
+    Returns:
+        ``{"metric", "score" (mean over runs), "score_std" (std over folds, mean over runs; None for one
+        test split), "folds", "secondary" (means), "seeds", "seed_scores", "seed_std" (sample std over
+        runs; None for one run), "per_class" (None when no run has per-class scores)}``.
+    """
+    if not runs:
+        raise HearGuraError("no probe run to combine")
+    scores = [float(r["score"]) for r in runs]
+    fold_stds = [float(r["score_std"]) for r in runs if r.get("score_std") is not None]
+    names = [n for n in runs[0].get("secondary", {}) if all(n in r.get("secondary", {}) for r in runs)]
+    return {
+        "metric": runs[0]["metric"],
+        "score": _mean(scores),
+        "score_std": _mean(fold_stds) if fold_stds else None,
+        "folds": runs[0].get("folds", 1),
+        "secondary": {n: _mean([float(r["secondary"][n]) for r in runs]) for n in names},
+        "seeds": [r["seed"] for r in runs],
+        "seed_scores": scores,
+        "seed_std": sample_std(scores),
+        "per_class": combine_per_class([r.get("per_class") for r in runs]),
+    }
+
+
+def combine_per_class(per_run: Sequence[Any]) -> Optional[Dict[str, Any]]:
+    """Per-class scores over runs: ``{"metric", "measure", "classes": {label: {"score", "std", "support"}}}``.
+
+    ``score`` is the mean over the runs that have per-class scores, ``std`` their
+    sample standard deviation (None for one run). None when no run has them
+    (e.g. the fast probe, or an error computing them: see the run's ``per_class``).
+    """
+    usable = [p for p in per_run if isinstance(p, dict) and isinstance(p.get("classes"), dict)]
+    if not usable:
+        return None
+    classes = {}
+    for label, first in usable[0]["classes"].items():
+        values = [float(p["classes"][label]["score"]) for p in usable if label in p["classes"]]
+        classes[label] = {"score": _mean(values), "std": sample_std(values), "support": first.get("support")}
+    return {"metric": usable[0].get("metric"), "measure": usable[0].get("measure"), "runs": len(usable),
+            "classes": classes}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -15,8 +16,9 @@ from hear_gura.layers import LayerSelection, combine_all
 from hear_gura.manifest import Manifest
 from hear_gura.timestamps import FrameGrid
 
-MEMBER_TYPES = ("hf", "s3prl", "crepe")
-
+if TYPE_CHECKING:  # pragma: no cover
+    from hear_gura.identity import CheckpointLocation
+    from hear_gura.members.registry import MemberDescription
 
 @dataclass(frozen=True)
 class MemberSpec:
@@ -24,11 +26,12 @@ class MemberSpec:
 
     Attributes:
         name: the member's name inside the ensemble (``hubert``, ``crepe``...).
-        type: ``hf`` (transformers checkpoint), ``s3prl`` (any s3prl upstream) or
-            ``crepe`` (torchcrepe's CREPE).
-        params: type-specific parameters: ``checkpoint`` (hf; hub id or local
-            path), ``upstream`` and optional ``checkpoint`` (s3prl), ``model``
-            (crepe: ``full`` or ``tiny``).
+        type: a registered member kind (:mod:`hear_gura.members.registry`):
+            ``hf`` (transformers checkpoint), ``s3prl`` (safe s3prl upstreams),
+            ``crepe``, ``pesto``, ``basic_pitch``, ``resemblyzer``, or a kind
+            another package registers.
+        params: the kind's parameters as the file gives them (each kind's
+            ``PARAMS`` declares them; :meth:`resolved_params` fills defaults).
     """
 
     name: str
@@ -37,31 +40,45 @@ class MemberSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "MemberSpec":
-        """Parse ``{"name": ..., "type": ..., **params}``."""
+        """Parse ``{"name": ..., "type": ..., **params}``, checking the params against the kind's declaration.
+
+        Raises:
+            ConfigError: not an object with "name" and "type", an unknown type, or
+                params the kind does not take (the message lists what it takes).
+        """
+        from hear_gura.members.registry import known_kinds, resolve_params
+
         if not isinstance(data, Mapping) or "name" not in data or "type" not in data:
             raise ConfigError(
-                f'a member must be an object with "name" and "type" ({", ".join(MEMBER_TYPES)}), got {data!r}'
-            )
-        if data["type"] not in MEMBER_TYPES:
-            raise ConfigError(
-                f"member {data['name']!r} has unknown type {data['type']!r}; valid: {', '.join(MEMBER_TYPES)}"
+                f'a member must be an object with "name" and "type" ({", ".join(known_kinds())}), got {data!r}'
             )
         params = {k: v for k, v in data.items() if k not in ("name", "type")}
-        return cls(name=str(data["name"]), type=str(data["type"]), params=params)
+        spec = cls(name=str(data["name"]), type=str(data["type"]), params=params)
+        resolve_params(spec.type, spec.name, params)  # fails here, before anything loads
+        return spec
+
+    @property
+    def kind(self) -> "type[Member]":
+        """The registered class of this member's type."""
+        from hear_gura.members.registry import member_class
+
+        return member_class(self.type)
 
     def resolved_params(self) -> Dict[str, Any]:
-        """The params with every default of the member type filled in (what the member will use)."""
-        if self.type == "crepe":
-            from hear_gura.members.crepe import DEFAULT_BATCH_FRAMES
+        """The params with every default of the member kind filled in (what the member will use)."""
+        from hear_gura.members.registry import resolve_params
 
-            return {"model": "full", "batch_frames": DEFAULT_BATCH_FRAMES, **self.params}
-        if self.type == "s3prl":
-            return {"checkpoint": None, **self.params}
-        return dict(self.params)
+        return resolve_params(self.type, self.name, self.params)
 
     def to_dict(self) -> Dict[str, Any]:
         """``{"name", "type", **params}`` with defaults filled in; :meth:`from_dict` reads it back."""
         return {"name": self.name, "type": self.type, **self.resolved_params()}
+
+    def checkpoint(self) -> Optional[str]:
+        """The checkpoint id or path the member names (its kind's ``checkpoint_param``), or None."""
+        param = self.kind.checkpoint_param
+        value = self.params.get(param) if param else None
+        return None if value is None else str(value)
 
 
 @dataclass(frozen=True)
@@ -115,6 +132,14 @@ class Member(torch.nn.Module, ABC):
       centred at ``i * hop``); a pass then computes the finest hop and subsamples the others.
     - ``random_weights``: True for ``hear-gura fixtures`` checkpoints.
 
+    Declared by each kind (the class registered with
+    :func:`~hear_gura.members.registry.register_member`):
+
+    - ``PARAMS``: its parameters (:class:`~hear_gura.members.registry.Param`).
+    - ``checkpoint_param``: the param naming a checkpoint to locate (``"checkpoint"``), or None.
+    - :meth:`packaged_weights` / :meth:`weight_free`: weights inside an installed package, or none at all.
+    - :meth:`describe`: all of the above shape facts without loading weights.
+
     Set by whoever builds the member (:class:`~hear_gura.model.EnsembleModel`,
     :class:`~hear_gura.shared.StudyPass`):
 
@@ -123,6 +148,10 @@ class Member(torch.nn.Module, ABC):
       content, params, waveform normalisation, windowing, dtype), or None;
       needed by the feature cache (:mod:`hear_gura.member_pass`).
     """
+
+    kind: ClassVar[str] = ""
+    PARAMS: ClassVar[Mapping[str, Any]] = {}
+    checkpoint_param: ClassVar[Optional[str]] = None
 
     num_states: int
     width: int
@@ -142,6 +171,39 @@ class Member(torch.nn.Module, ABC):
         self.normalize_waveform = normalize_waveform
         self.max_window: Optional[int] = None
         self.window_overlap = 0
+
+    @classmethod
+    def packaged_weights(cls, params: Mapping[str, Any]) -> Optional[Path]:
+        """The weight file an installed package ships for these params (found without loading it), or None."""
+        return None
+
+    @classmethod
+    def weight_free(cls, params: Mapping[str, Any]) -> bool:
+        """Whether these params compute features from the waveform alone (no weights to locate)."""
+        return False
+
+    @classmethod
+    def describe(cls, name: str, params: Mapping[str, Any], location: "CheckpointLocation") -> "MemberDescription":
+        """Width, states, hop, receptive field, sample rate and random-or-not, WITHOUT loading weights.
+
+        Args:
+            name: the member's name in its ensemble (for messages).
+            params: resolved params (:meth:`MemberSpec.resolved_params`).
+            location: where its weights are (:func:`hear_gura.identity.locate_checkpoint`).
+        Raises:
+            CheckpointError: a shape fact that only the checkpoint holds cannot be read.
+        """
+        raise NotImplementedError(f"member kind {cls.kind!r} does not describe itself")
+
+    def description(self) -> "MemberDescription":
+        """The built member's shape facts (what :meth:`describe` must predict)."""
+        from hear_gura.members.registry import MemberDescription
+
+        return MemberDescription(
+            kind=self.kind, width=self.width, num_states=self.num_states, default_hop=self.default_hop,
+            receptive_field=self.receptive_field, sample_rate=getattr(self, "sample_rate", 16000),
+            random_weights=self.random_weights, hop_is_configurable=self.hop_is_configurable,
+        )
 
     def set_windowing(self, max_window: Optional[int], overlap: int) -> None:
         """Process clips longer than ``max_window`` samples in windows overlapping by ``overlap`` samples."""
@@ -289,17 +351,6 @@ def normalize(wav: torch.Tensor, lengths: Optional[torch.Tensor] = None, eps: fl
 
 
 def build_member(spec: MemberSpec, manifest: Manifest, normalize_waveform: bool) -> Member:
-    """Build and load the member a spec declares (weights loaded once, eval mode)."""
-    if spec.type == "hf":
-        from hear_gura.members.hf import HFMember
-
-        member: Member = HFMember(spec.name, spec.params, manifest, normalize_waveform)
-    elif spec.type == "s3prl":
-        from hear_gura.members.s3prl_upstream import S3PRLMember
-
-        member = S3PRLMember(spec.name, spec.params, manifest, normalize_waveform)
-    else:
-        from hear_gura.members.crepe import CrepeMember
-
-        member = CrepeMember(spec.name, spec.params, normalize_waveform)
+    """Build and load the member a spec declares, through its registered kind (weights loaded once, eval mode)."""
+    member = spec.kind(spec.name, spec.resolved_params(), manifest, normalize_waveform)
     return member.eval().requires_grad_(False)

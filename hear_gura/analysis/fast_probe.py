@@ -1,0 +1,688 @@
+"""A fast probe for sweeps: a linear probe (and a kNN probe for scene tasks) on in-memory embeddings.
+
+NOT heareval's probe. heareval's prediction runner (an MLP, a hyper-parameter
+grid, one Lightning run per grid point) stays the only source of figures called
+HEAR scores; this probe is for exploring (layer sweeps, option sweeps) and
+every table it feeds says ``fast probe`` in its title and ``fastprobe`` in its
+file names (:data:`TITLE_TAG`, :data:`FILE_TAG`).
+
+What it shares with heareval, so that numbers are comparable in kind:
+
+- the splits: ``trainvaltest`` -> one (train, valid, test); k-fold -> for fold
+  ``i``, test = fold ``i``, valid = fold ``i + 1`` (mod k), train = the rest
+  (heareval's ``data_splits_from_folds``); k-fold scores are the mean over folds;
+- the targets: one-hot (multiclass) or multi-hot (multilabel) vectors from
+  ``labelvocabulary.csv``; event frames carry the labels of the events covering
+  their timestamp (as heareval's embedding runner writes them);
+- the predictions scored: softmax (multiclass) or sigmoid (multilabel) outputs;
+  for event tasks, heareval's own post-processing
+  (``heareval.predictions.task_predictions.get_events_for_all_files``: median
+  filter, threshold 0.5, minimum duration), its grid searched on the validation
+  split by the primary metric, the best applied to test;
+- the metrics: heareval's own score functions (``heareval.score.available_scores``),
+  called exactly as its prediction runner calls them.
+
+What differs (fixed, see :class:`ProbeConfig`): a single linear layer on
+standardised inputs (train mean and standard deviation), zero-initialised, Adam
+at a fixed learning rate, mini-batches in a seeded order, early stopping on the
+validation LOSS (heareval stops on the validation score), no hyper-parameter
+grid. The kNN probe (scene tasks): cosine similarity of standardised
+embeddings, the ``k`` nearest training clips vote with weights
+``exp(similarity / temperature)`` (the weighted kNN of DINO, Caron et al. 2021).
+
+:func:`score_embedding_folder` scores one task folder written by heareval's
+embedding runner; :func:`probe_task` scores in-memory arrays (what
+:mod:`hear_gura.analysis.layer_scores` uses).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import pickle
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from hear_gura.errors import HearGuraError
+
+#: Put in every title of a table or plot of fast-probe figures.
+TITLE_TAG = "fast probe, not HEAR scores"
+#: Put in every file name of fast-probe figures.
+FILE_TAG = "fastprobe"
+#: heareval metrics where lower is better (every other one is maximised).
+LOWER_IS_BETTER = frozenset({"segment_1s_er"})
+#: heareval's event post-processing grid when a task does not give one (``EVENT_POSTPROCESSING_GRID``).
+DEFAULT_POSTPROCESSING_GRID = {"median_filter_ms": [250], "min_duration": [125, 250]}
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """The fast probe's fixed hyper-parameters (no grid search).
+
+    Attributes:
+        lr: Adam learning rate.
+        batch_size: training rows (clips, or frames of event tasks) per step.
+        max_steps: at most this many optimiser steps.
+        eval_every: check the validation loss every ``max(eval_every, steps per epoch)`` steps.
+        patience: stop after this many checks without a validation loss ``min_delta`` below the best
+            (the best state is kept): on separable data the loss falls forever, ever more slowly.
+        min_delta: the improvement of the validation loss (nats per row) that counts.
+        knn_k: neighbours of the kNN probe (at most the training clips).
+        knn_temperature: the kNN vote weight is ``exp(cosine similarity / knn_temperature)``.
+        memory_values: inputs with more values than this are streamed per batch, not moved to the device whole.
+    """
+
+    lr: float = 3e-3
+    batch_size: int = 1024
+    max_steps: int = 3000
+    eval_every: int = 25
+    patience: int = 8
+    min_delta: float = 1e-3
+    knn_k: int = 20
+    knn_temperature: float = 0.07
+    memory_values: int = 500_000_000
+
+
+# ------------------------------------------------------------------ the task
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a probe needs to know about a HEAR task (from ``task_metadata.json`` and ``labelvocabulary.csv``).
+
+    Attributes:
+        name: ``task_name``.
+        embedding_type: ``scene`` or ``event``.
+        prediction_type: ``multiclass`` or ``multilabel``.
+        metrics: the ``evaluation`` list; the first is the primary metric.
+        labels: the label of each index.
+        data_splits: per fold ``{"train": [...], "valid": [...], "test": [...]}`` split names (heareval's).
+        postprocessing_grid: event tasks' post-processing grid.
+        use_scoring_for_early_stopping: the metadata flag; False means a single post-processing setting.
+    """
+
+    name: str
+    embedding_type: str
+    prediction_type: str
+    metrics: Tuple[str, ...]
+    labels: Tuple[str, ...]
+    data_splits: Tuple[Dict[str, Tuple[str, ...]], ...]
+    postprocessing_grid: Dict[str, List[float]] = field(default_factory=dict)
+    use_scoring_for_early_stopping: bool = True
+
+    @property
+    def primary_metric(self) -> str:
+        return self.metrics[0]
+
+    @property
+    def label_to_idx(self) -> Dict[str, int]:
+        return {label: i for i, label in enumerate(self.labels)}
+
+    @property
+    def split_names(self) -> Tuple[str, ...]:
+        """Every split any fold uses, sorted."""
+        return tuple(sorted({s for fold in self.data_splits for part in fold.values() for s in part}))
+
+    @classmethod
+    def load(cls, folder: Path) -> "TaskSpec":
+        """Read ``folder/task_metadata.json`` and ``folder/labelvocabulary.csv`` (a task or an embedding folder).
+
+        Raises:
+            HearGuraError: a file is missing or malformed.
+        """
+        meta_path, vocab_path = folder / "task_metadata.json", folder / "labelvocabulary.csv"
+        try:
+            metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+            rows = [row for row in csv.reader(vocab_path.read_text(encoding="utf-8").splitlines()[1:]) if row]
+        except (OSError, ValueError) as err:
+            raise HearGuraError(f"{folder}: cannot read task_metadata.json / labelvocabulary.csv ({err}); "
+                                "give a HEAR task folder or a task folder written by heareval's embedding runner")
+        try:
+            by_index = {int(row[0]): row[1] for row in rows}
+        except (IndexError, ValueError):
+            raise HearGuraError(f"{vocab_path}: expected rows 'idx,label' after the header") from None
+        if sorted(by_index) != list(range(len(by_index))):
+            raise HearGuraError(f"{vocab_path}: indices must be 0 .. n-1, got {sorted(by_index)}")
+        return cls.from_metadata(metadata, [by_index[i] for i in range(len(by_index))])
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any], labels: Sequence[str]) -> "TaskSpec":
+        """From the content of ``task_metadata.json`` and the labels in index order."""
+        missing = [k for k in ("task_name", "embedding_type", "prediction_type", "evaluation", "split_mode")
+                   if k not in metadata]
+        if missing:
+            raise HearGuraError(f"task metadata lacks {', '.join(missing)}; not a HEAR task")
+        if metadata["embedding_type"] not in ("scene", "event"):
+            raise HearGuraError(f"unknown embedding_type {metadata['embedding_type']!r} (scene or event)")
+        if metadata["prediction_type"] not in ("multiclass", "multilabel"):
+            raise HearGuraError(f"unknown prediction_type {metadata['prediction_type']!r} (multiclass or multilabel)")
+        grid = metadata.get("evaluation_params", {}).get("event_postprocessing_grid", DEFAULT_POSTPROCESSING_GRID)
+        return cls(str(metadata["task_name"]), str(metadata["embedding_type"]), str(metadata["prediction_type"]),
+                   tuple(str(m) for m in metadata["evaluation"]), tuple(str(x) for x in labels),
+                   data_splits(metadata), dict(grid), bool(metadata.get("use_scoring_for_early_stopping", True)))
+
+
+def data_splits(metadata: Mapping[str, Any]) -> Tuple[Dict[str, Tuple[str, ...]], ...]:
+    """heareval's ``get_splits_from_metadata``: the (train, valid, test) split names of every fold.
+
+    Raises:
+        HearGuraError: an unknown ``split_mode``.
+    """
+    mode = metadata["split_mode"]
+    if mode == "trainvaltest":
+        return ({"train": ("train",), "valid": ("valid",), "test": ("test",)},)
+    if mode in ("new_split_kfold", "presplit_kfold"):
+        folds = sorted(str(s) for s in metadata["splits"])
+        k = len(folds)
+        if k < 3:
+            raise HearGuraError(f"a k-fold task needs at least 3 folds (train, valid, test), got {folds}")
+        return tuple({"train": tuple(f for f in folds if f not in (folds[i], folds[(i + 1) % k])),
+                      "valid": (folds[(i + 1) % k],), "test": (folds[i],)} for i in range(k))
+    raise HearGuraError(f"unknown split_mode {mode!r} (trainvaltest, new_split_kfold or presplit_kfold)")
+
+
+def fold_name(fold: Mapping[str, Sequence[str]]) -> str:
+    """A fold's name as heareval writes it: its test split(s), ``|``-joined."""
+    return "|".join(fold["test"])
+
+
+# ------------------------------------------------------------------ the data
+@dataclass
+class SplitArrays:
+    """One split's rows: embeddings, targets and (event tasks) where each frame is.
+
+    Attributes:
+        x: ``(rows, width)`` float32 (or ``(rows, states, width)`` for learned weights); rows are
+            clips (scene tasks) or frames (event tasks). A ``np.memmap`` is fine.
+        y: ``(rows, labels)`` float32 one-hot / multi-hot targets.
+        files: event tasks: each frame's file name (``x.wav``, as in the split's ``.json``).
+        timestamps: event tasks: each frame's centre (ms), ``(rows,)``.
+        events: event tasks: the target events per file (the split's ``.json``).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    files: Optional[List[str]] = None
+    timestamps: Optional[np.ndarray] = None
+    events: Optional[Dict[str, list]] = None
+
+    def __post_init__(self) -> None:
+        if len(self.x) != len(self.y):
+            raise HearGuraError(f"{len(self.x)} embedding rows but {len(self.y)} target rows")
+
+    def with_x(self, x: np.ndarray) -> "SplitArrays":
+        """The same rows with other embeddings (another layer of the same clips)."""
+        return replace(self, x=x)
+
+    @staticmethod
+    def concat(parts: Sequence["SplitArrays"]) -> "SplitArrays":
+        """Several splits as one (k-fold training folds)."""
+        if len(parts) == 1:
+            return parts[0]
+        joiner = getattr(type(parts[0].x), "concat_rows", None)  # on-disk views concatenate lazily
+        x = joiner([p.x for p in parts]) if joiner else np.concatenate([np.asarray(p.x) for p in parts])
+        y = np.concatenate([p.y for p in parts])
+        if parts[0].files is None:
+            return SplitArrays(x, y)
+        events: Dict[str, list] = {}
+        for p in parts:
+            events.update(p.events or {})
+        return SplitArrays(x, y, [f for p in parts for f in p.files or []],
+                           np.concatenate([p.timestamps for p in parts]), events)
+
+
+def multi_hot(labels: Sequence[Sequence[Any]], label_to_idx: Mapping[str, int]) -> np.ndarray:
+    """``(rows, len(label_to_idx))`` float32 targets from each row's label list."""
+    y = np.zeros((len(labels), len(label_to_idx)), dtype=np.float32)
+    for row, names in enumerate(labels):
+        for name in names:
+            try:
+                y[row, label_to_idx[str(name)]] = 1.0
+            except KeyError:
+                raise HearGuraError(f"label {name!r} is not in labelvocabulary.csv "
+                                    f"({', '.join(label_to_idx)})") from None
+    return y
+
+
+def frame_labels(events: Sequence[Mapping[str, Any]], timestamps: Sequence[float]) -> List[List[str]]:
+    """The labels of the events covering each timestamp, as heareval's embedding runner computes them.
+
+    An event covers ``start <= t < end + 0.0001`` (ms; heareval's interval tree adds 0.0001 so the end counts).
+    """
+    return [[str(e["label"]) for e in events if e["start"] <= t < e["end"] + 0.0001] for t in timestamps]
+
+
+def read_embedding_folder(folder: Path, task: Optional[TaskSpec] = None) -> Dict[str, SplitArrays]:
+    """Every split of a task folder written by heareval's embedding runner, in memory.
+
+    Reads what heareval's prediction runner reads: ``<split>.embeddings.npy`` (a raw float32
+    memmap) with ``<split>.embedding-dimensions.json``, ``<split>.target-labels.pkl``, and for
+    event tasks ``<split>.filename-timestamps.json`` and the target events ``<split>.json``.
+
+    Raises:
+        HearGuraError: a file is missing or the counts disagree.
+    """
+    task = task or TaskSpec.load(folder)
+    splits: Dict[str, SplitArrays] = {}
+    for split in task.split_names:
+        try:
+            rows, width = json.loads((folder / f"{split}.embedding-dimensions.json").read_text())
+            x = np.array(np.memmap(folder / f"{split}.embeddings.npy", dtype=np.float32, mode="r",
+                                   shape=(rows, width)))
+            with open(folder / f"{split}.target-labels.pkl", "rb") as handle:
+                labels = pickle.load(handle)
+        except (OSError, ValueError, pickle.UnpicklingError) as err:
+            raise HearGuraError(f"{folder}: split {split!r} is incomplete ({err}); is this a finished task folder "
+                                "of heareval's embedding runner (with .done.embeddings)?") from None
+        if len(labels) != rows:
+            raise HearGuraError(f"{folder}: {split} has {rows} embeddings but {len(labels)} labels")
+        y = multi_hot(labels, task.label_to_idx)
+        if task.embedding_type == "scene":
+            splits[split] = SplitArrays(x, y)
+            continue
+        where = json.loads((folder / f"{split}.filename-timestamps.json").read_text())
+        events = json.loads((folder / f"{split}.json").read_text())
+        splits[split] = SplitArrays(x, y, [Path(f).name for f, _ in where],
+                                    np.array([t for _, t in where], dtype=np.float64), events)
+    return splits
+
+
+# ------------------------------------------------------------------ scoring
+def _score_value(ret: Any) -> float:
+    """A heareval score's value: a float, or the first entry of a sed_eval tuple."""
+    return float(ret[0][1]) if isinstance(ret, tuple) else float(ret)
+
+
+def score_functions(task: TaskSpec) -> Dict[str, Callable[..., Any]]:
+    """heareval's score function objects for the task's metrics, in order (primary first)."""
+    from heareval.score import available_scores
+
+    unknown = [m for m in task.metrics if m not in available_scores]
+    if unknown:
+        raise HearGuraError(f"metrics {unknown} are unknown to heareval; known: {', '.join(available_scores)}")
+    label_to_idx = task.label_to_idx
+    return {m: available_scores[m](label_to_idx=label_to_idx) for m in task.metrics}
+
+
+def score_scene(task: TaskSpec, predictions: np.ndarray, targets: np.ndarray) -> Dict[str, float]:
+    """Every metric of a scene task, as heareval's prediction runner scores its test predictions.
+
+    Args:
+        predictions: ``(clips, labels)`` softmax (multiclass) or sigmoid (multilabel) outputs.
+        targets: ``(clips, labels)`` one-hot / multi-hot.
+    """
+    return {name: _score_value(fn(predictions, targets)) for name, fn in score_functions(task).items()}
+
+
+def _postprocessings(task: TaskSpec) -> List[Tuple[Tuple[str, Any], ...]]:
+    from sklearn.model_selection import ParameterGrid
+
+    return [tuple(p.items()) for p in ParameterGrid(task.postprocessing_grid)]
+
+
+def predicted_events(task: TaskSpec, predictions: np.ndarray, split: SplitArrays,
+                     postprocessing: Optional[Tuple[Tuple[str, Any], ...]] = None) -> Dict[tuple, Dict[str, list]]:
+    """heareval's ``get_events_for_all_files``: events per file for each post-processing setting (or one)."""
+    from hear_gura.heareval_compat import install_import_hook
+
+    install_import_hook()
+    from heareval.predictions.task_predictions import get_events_for_all_files
+
+    idx_to_label = dict(enumerate(task.labels))
+    with contextlib.redirect_stderr(io.StringIO()):  # its progress bar, once per call
+        return get_events_for_all_files(torch.from_numpy(predictions), split.files,
+                                        torch.from_numpy(split.timestamps), idx_to_label, task.postprocessing_grid,
+                                        postprocessing)
+
+
+def best_postprocessing(task: TaskSpec, predictions: np.ndarray, valid: SplitArrays) -> Tuple[Tuple[str, Any], ...]:
+    """The post-processing with the best primary score on the validation split (heareval's choice, once).
+
+    heareval sorts the scores descending whatever the metric's direction; here a lower-is-better
+    primary metric is negated first (no HEAR 2021 event task has one: they all rank by onset F-measure).
+    """
+    settings = _postprocessings(task)
+    if len(settings) == 1 or not task.use_scoring_for_early_stopping:
+        return settings[0]
+    primary = score_functions(task)[task.primary_metric]
+    sign = -1.0 if task.primary_metric in LOWER_IS_BETTER else 1.0
+    scored = []
+    for setting, events in predicted_events(task, predictions, valid).items():
+        value = _score_value(primary(events, valid.events))
+        scored.append((sign * (0.0 if math.isnan(value) else value), setting))
+    scored.sort(reverse=True)  # as heareval: ties go to the larger setting tuple
+    return scored[0][1]
+
+
+def score_events(task: TaskSpec, predictions: np.ndarray, split: SplitArrays,
+                 postprocessing: Tuple[Tuple[str, Any], ...]) -> Dict[str, float]:
+    """Every metric of an event task on one split's frame predictions, with one post-processing setting."""
+    events = predicted_events(task, predictions, split, postprocessing)[postprocessing]
+    return {name: _score_value(fn(events, split.events)) for name, fn in score_functions(task).items()}
+
+
+# ------------------------------------------------------------------ training
+class Standardize(torch.nn.Module):
+    """``(x - mean) / std`` with fixed statistics (buffers)."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def feature_stats(x: np.ndarray, chunk: int = 65536) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean and standard deviation (float64 sums, clamped below at 1e-5) of ``(rows, width)``."""
+    total = np.zeros(x.shape[1:], dtype=np.float64)
+    squares = np.zeros(x.shape[1:], dtype=np.float64)
+    for start in range(0, len(x), chunk):
+        part = np.asarray(x[start:start + chunk], dtype=np.float64)
+        total += part.sum(axis=0)
+        squares += (part ** 2).sum(axis=0)
+    mean = total / max(1, len(x))
+    std = np.sqrt(np.maximum(squares / max(1, len(x)) - mean ** 2, 0.0))
+    return torch.from_numpy(mean).float(), torch.from_numpy(np.maximum(std, 1e-5)).float()
+
+
+def linear_model(x: np.ndarray, labels: int) -> torch.nn.Module:
+    """Standardise with ``x``'s statistics, then a zero-initialised linear layer: ``(rows, width) -> (rows, labels)``.
+    """
+    mean, std = feature_stats(x)
+    layer = torch.nn.Linear(x.shape[1], labels)
+    torch.nn.init.zeros_(layer.weight)
+    torch.nn.init.zeros_(layer.bias)
+    return torch.nn.Sequential(Standardize(mean, std), layer)
+
+
+@contextlib.contextmanager
+def cpu_threads_for(rows: int, width: int, device: str) -> Iterator[None]:
+    """One CPU thread for small problems (``rows * width < 2**20``), then the previous count.
+
+    Small operations gain nothing from threads and lose much on a busy machine:
+    measured on 2 loaded cores, 1,000 steps of a 4 x 48 linear probe took 1.4 s
+    on one thread and 11.4 s on two (the threads wait for each other).
+    """
+    if torch.device(device).type != "cpu" or rows * width >= 2 ** 20 or torch.get_num_threads() == 1:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class _Rows:
+    """Rows of an array on a device: the whole array when small, else fetched per batch (memmaps)."""
+
+    def __init__(self, x: np.ndarray, device: torch.device, limit: int) -> None:
+        self.x, self.device = x, device
+        self.whole = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device) if x.size <= limit else None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def take(self, index: torch.Tensor) -> torch.Tensor:
+        if self.whole is not None:
+            return self.whole[index.to(self.device)]
+        return torch.from_numpy(np.ascontiguousarray(self.x[index.numpy()], dtype=np.float32)).to(self.device)
+
+    def chunks(self, size: int):
+        for start in range(0, len(self.x), size):
+            yield self.take(torch.arange(start, min(start + size, len(self.x))))
+
+
+def _loss_function(task: TaskSpec) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    if task.prediction_type == "multiclass":
+        return lambda logits, y: torch.nn.functional.cross_entropy(logits, y.argmax(dim=1))
+    return torch.nn.functional.binary_cross_entropy_with_logits
+
+
+def activation(task: TaskSpec, logits: torch.Tensor) -> torch.Tensor:
+    """heareval's output activation: softmax (multiclass) or sigmoid (multilabel)."""
+    return torch.softmax(logits, dim=-1) if task.prediction_type == "multiclass" else torch.sigmoid(logits)
+
+
+@dataclass
+class TrainResult:
+    """A trained probe: the model at its best validation loss, and how it got there."""
+
+    model: torch.nn.Module
+    steps: int
+    best_step: int
+    valid_loss: float
+
+
+def parameter_groups(model: torch.nn.Module, lr: float) -> List[Dict[str, Any]]:
+    """Adam parameter groups: ``lr``, times ``parameter.lr_scale`` where a module set one."""
+    groups: Dict[float, List[torch.nn.Parameter]] = {}
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            groups.setdefault(float(getattr(parameter, "lr_scale", 1.0)), []).append(parameter)
+    return [{"params": params, "lr": lr * scale} for scale, params in groups.items()]
+
+
+def train_probe(model: torch.nn.Module, task: TaskSpec, train: SplitArrays, valid: SplitArrays,
+                config: ProbeConfig = ProbeConfig(), seed: int = 0, device: str = "cpu") -> TrainResult:
+    """Train ``model`` (rows of ``train.x`` -> logits) with Adam; keep the state of lowest validation loss.
+
+    Deterministic for a seed on CPU (zero-initialised layers, a seeded batch order).
+    """
+    where = torch.device(device)
+    model = model.to(where)
+    loss_fn = _loss_function(task)
+    x_train, x_valid = _Rows(train.x, where, config.memory_values), _Rows(valid.x, where, config.memory_values)
+    y_train, y_valid = torch.from_numpy(train.y).to(where), torch.from_numpy(valid.y).to(where)
+    optimiser = torch.optim.Adam(parameter_groups(model, config.lr))
+    generator = torch.Generator().manual_seed(seed)
+    batch = min(config.batch_size, len(x_train))
+    per_epoch = math.ceil(len(x_train) / batch)
+    check = max(config.eval_every, per_epoch)
+
+    def valid_loss() -> float:
+        model.eval()
+        with torch.no_grad():
+            total = sum(float(loss_fn(model(xb), y_valid[i:i + len(xb)])) * len(xb)
+                        for i, xb in zip(range(0, len(x_valid), 8192), x_valid.chunks(8192)))
+        model.train()
+        return total / max(1, len(x_valid))
+
+    best = (valid_loss(), 0, {k: v.detach().clone() for k, v in model.state_dict().items()})
+    step, waited, order = 0, 0, torch.empty(0, dtype=torch.long)
+    model.train()
+    while step < config.max_steps and waited < config.patience:
+        for _ in range(check):
+            if len(order) < batch:
+                order = torch.cat([order, torch.randperm(len(x_train), generator=generator)])
+            index, order = order[:batch].sort().values, order[batch:]  # sorted: memmaps read forwards
+            optimiser.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x_train.take(index)), y_train[index.to(where)])
+            loss.backward()
+            optimiser.step()
+            step += 1
+        current = valid_loss()
+        if current < best[0] - config.min_delta:
+            best, waited = (current, step, {k: v.detach().clone() for k, v in model.state_dict().items()}), 0
+        else:
+            waited += 1
+    model.load_state_dict(best[2])
+    model.eval()
+    return TrainResult(model, step, best[1], best[0])
+
+
+def predict(model: torch.nn.Module, task: TaskSpec, x: np.ndarray, device: str = "cpu",
+            memory_values: int = ProbeConfig.memory_values) -> np.ndarray:
+    """``(rows, labels)`` activations (softmax / sigmoid) of a trained probe, float32."""
+    rows = _Rows(x, torch.device(device), memory_values)
+    with torch.no_grad():
+        parts = [activation(task, model(xb)).float().cpu() for xb in rows.chunks(8192)]
+    return torch.cat(parts).numpy() if parts else np.zeros((0, len(task.labels)), dtype=np.float32)
+
+
+def knn_predictions(train: SplitArrays, x: np.ndarray, config: ProbeConfig = ProbeConfig(),
+                    device: str = "cpu") -> np.ndarray:
+    """Weighted kNN votes ``(rows, labels)`` for ``x`` from the training clips (scene tasks).
+
+    Embeddings are standardised with the training statistics and L2-normalised; the ``k``
+    most similar training clips vote with weight ``exp(cos / T)``; votes are normalised to sum 1.
+    """
+    where = torch.device(device)
+    mean, std = feature_stats(train.x)
+    mean, std = mean.to(where), std.to(where)
+
+    def unit(a: np.ndarray) -> torch.Tensor:
+        t = (torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(where) - mean) / std
+        return torch.nn.functional.normalize(t, dim=-1)
+
+    bank, labels = unit(train.x), torch.from_numpy(train.y).to(where)
+    k = min(config.knn_k, len(bank))
+    out = []
+    for start in range(0, len(x), 4096):
+        sim = unit(x[start:start + 4096]) @ bank.T
+        top, index = sim.topk(k, dim=1)
+        weight = torch.exp((top - top[:, :1]) / config.knn_temperature)  # shifted: same ratios, no overflow
+        votes = (weight[..., None] * labels[index]).sum(dim=1) / weight.sum(dim=1, keepdim=True)
+        out.append(votes.cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, train.y.shape[1]), dtype=np.float32)
+
+
+# ------------------------------------------------------------------ per task
+@dataclass
+class FoldScores:
+    """One fold's test scores (every metric), with what chose them."""
+
+    test: Dict[str, float]
+    valid: Dict[str, float]
+    steps: int = 0
+    best_step: int = 0
+    postprocessing: Optional[List[List[Any]]] = None
+
+
+def fold_scores(task: TaskSpec, model: torch.nn.Module, valid: SplitArrays, test: SplitArrays,
+                device: str = "cpu", memory_values: int = ProbeConfig.memory_values) -> Tuple[Dict[str, float],
+                                                                                          Dict[str, float], Any]:
+    """Test and validation scores of a trained probe (event tasks: post-processing chosen on validation)."""
+    valid_pred = predict(model, task, valid.x, device, memory_values)
+    test_pred = predict(model, task, test.x, device, memory_values)
+    if task.embedding_type == "scene":
+        return score_scene(task, test_pred, test.y), score_scene(task, valid_pred, valid.y), None
+    setting = best_postprocessing(task, valid_pred, valid)
+    return (score_events(task, test_pred, test, setting), score_events(task, valid_pred, valid, setting),
+            [list(p) for p in setting])
+
+
+def summarise(task: TaskSpec, folds: Mapping[str, Mapping[str, float]]) -> Dict[str, Any]:
+    """``{"test": {metric: mean over folds}, "test_std": {...} (k-fold: sample std, as heareval)}``."""
+    names = list(task.metrics)
+    out: Dict[str, Any] = {"test": {m: float(np.mean([f[m] for f in folds.values()])) for m in names}}
+    if len(folds) > 1:
+        out["test_std"] = {m: float(np.std([f[m] for f in folds.values()], ddof=1)) for m in names}
+    return out
+
+
+def probe_task(task: TaskSpec, splits: Mapping[str, SplitArrays], probe: str = "linear", seed: int = 0,
+               device: str = "cpu", config: ProbeConfig = ProbeConfig(),
+               model_factory: Optional[Callable[[SplitArrays], torch.nn.Module]] = None) -> Dict[str, Any]:
+    """Score in-memory embeddings of every split with the fast probe, over every fold.
+
+    Args:
+        task: the task.
+        splits: split name -> its rows (every split the folds name).
+        probe: ``linear`` (any task) or ``knn`` (scene tasks).
+        model_factory: builds the model to train from the training rows (default:
+            :func:`linear_model`); :mod:`hear_gura.analysis.learned_weights` passes its weighted sum.
+    Returns:
+        ``{"probe", "test": {metric: value}, "test_std" (k-fold), "per_fold": {fold: {"test", "valid",
+        "steps", "best_step", "postprocessing"}}, "seconds", "models" (fold -> trained model; not JSON)}``.
+    """
+    if probe not in ("linear", "knn"):
+        raise HearGuraError(f"unknown fast probe {probe!r}; valid: linear, knn")
+    if probe == "knn" and task.embedding_type != "scene":
+        raise HearGuraError("the kNN probe is for scene tasks; event tasks use the linear probe")
+    missing = [s for s in task.split_names if s not in splits]
+    if missing:
+        raise HearGuraError(f"task {task.name}: no embeddings for split(s) {', '.join(missing)}")
+    start = time.perf_counter()
+    per_fold: Dict[str, Dict[str, Any]] = {}
+    models: Dict[str, torch.nn.Module] = {}
+    for index, fold in enumerate(task.data_splits):
+        train = SplitArrays.concat([splits[s] for s in fold["train"]])
+        valid = SplitArrays.concat([splits[s] for s in fold["valid"]])
+        test = SplitArrays.concat([splits[s] for s in fold["test"]])
+        name = fold_name(fold)
+        with cpu_threads_for(min(len(train.x), config.batch_size), int(np.prod(train.x.shape[1:])), device):
+            if probe == "knn":
+                per_fold[name] = asdict(FoldScores(
+                    score_scene(task, knn_predictions(train, test.x, config, device), test.y),
+                    score_scene(task, knn_predictions(train, valid.x, config, device), valid.y)))
+                continue
+            factory = model_factory or (lambda rows: linear_model(rows.x, len(task.labels)))
+            torch.manual_seed(seed + index)  # any random initialisation a factory does
+            result = train_probe(factory(train), task, train, valid, config, seed + index, device)
+            test_scores, valid_scores, setting = fold_scores(task, result.model, valid, test, device,
+                                                             config.memory_values)
+        per_fold[name] = asdict(FoldScores(test_scores, valid_scores, result.steps, result.best_step, setting))
+        models[name] = result.model.cpu()
+    return {"probe": probe, **summarise(task, {k: v["test"] for k, v in per_fold.items()}),
+            "per_fold": per_fold, "seconds": time.perf_counter() - start, "models": models}
+
+
+def score_embedding_folder(task_embeddings: Path, seed: int = 0, device: str = "cpu",
+                           config: ProbeConfig = ProbeConfig()) -> Dict[str, Any]:
+    """Score ONE task folder of heareval's embedding runner with the fast probe (not a HEAR score).
+
+    Args:
+        task_embeddings: ``<embeddings-dir>/<module>[-options]/<task>/``, as heareval's
+            embedding runner (or :mod:`hear_gura.harness.shared_embed`) writes it.
+        seed: seeds the batch order (the probe is zero-initialised, so the seed is all the randomness).
+        device: a torch device for the probe (``cpu``, ``cuda``...).
+    Returns:
+        a JSON-able dict::
+
+            {"probe": "fast",                   # never a HEAR score
+             "title": "... fast probe, not HEAR scores ...",
+             "task": task_name, "embedding_type": "scene" | "event",
+             "primary_metric": metric, "metrics": [...], "width": D, "rows": {split: n},
+             "test": {metric: value},           # mean over folds (k-fold) or the test split
+             "test_std": {metric: value},       # k-fold only: sample std over folds (as heareval)
+             "per_fold": {fold: {"test": {metric: v}, "valid": {metric: v}, "steps": int,
+                                 "best_step": int, "postprocessing": [[name, value], ...] | None}},
+             "knn": {"test": ..., "test_std": ..., "per_fold": ...},   # scene tasks only
+             "hparams": {...ProbeConfig...}, "seed": int, "device": str,
+             "seconds": float}                  # wall-clock of reading + probing
+
+        Fold names are heareval's (the test split: ``test``, ``fold00``, ...).
+    Raises:
+        HearGuraError: the folder is not a complete embedding folder.
+    """
+    start = time.perf_counter()
+    folder = Path(task_embeddings)
+    task = TaskSpec.load(folder)
+    splits = read_embedding_folder(folder, task)
+    linear = probe_task(task, splits, "linear", seed, device, config)
+    linear.pop("models")
+    result: Dict[str, Any] = {
+        "probe": "fast", "title": f"{task.name}: linear probe ({TITLE_TAG})", "task": task.name,
+        "embedding_type": task.embedding_type, "primary_metric": task.primary_metric,
+        "metrics": list(task.metrics), "width": int(next(iter(splits.values())).x.shape[1]),
+        "rows": {name: len(s.x) for name, s in splits.items()},
+        "test": linear["test"], "per_fold": linear["per_fold"],
+    }
+    if "test_std" in linear:
+        result["test_std"] = linear["test_std"]
+    if task.embedding_type == "scene":
+        knn = probe_task(task, splits, "knn", seed, device, config)
+        knn.pop("models")
+        result["knn"] = {k: knn[k] for k in ("test", "test_std", "per_fold") if k in knn}
+    result.update(hparams=asdict(config), seed=seed, device=device, seconds=time.perf_counter() - start)
+    return result

@@ -1,0 +1,217 @@
+"""``hear-gura layers``: one member pass per task, every state probed, learned layer weights exported.
+
+One analysis of the tiny HuBERT fixture on the two tiny tasks (tests/hear_tasks.py)
+is shared by the tests (module fixture); the fast probe runs with a short step limit.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hear_tasks import EVENT, SCENE
+
+QUICK = dict(max_steps=40)  # what --max-steps 40 gives
+
+
+@pytest.fixture(scope="module")
+def analysis(tasks_dir: Path, manifest: Path, tmp_path_factory: pytest.TempPathFactory):
+    """``hear-gura layers`` (the CLI) on both tiny tasks, features kept, learned weights exported."""
+    from hear_gura.cli import main
+
+    out = tmp_path_factory.mktemp("layers")
+    main(["layers", "--tasks-dir", str(tasks_dir), "--ensemble", "hubert", "--model", str(manifest),
+          "--out", str(out), "--export", str(out / "mix.json"), "--keep-features", "--max-steps", "40"])
+    return out
+
+
+def _store(out: Path, task: str):
+    from hear_gura.analysis.states import StateStore
+
+    record = json.loads((out / "cells" / task / "hubert.json").read_text())
+    return StateStore(out / "features" / task / "hubert", "hubert", record["num_states"]), record
+
+
+def test_reports_cover_every_state_and_say_fast_probe(analysis: Path) -> None:
+    files = sorted(p.name for p in analysis.iterdir() if p.is_file())
+    assert {"layers-fastprobe.csv", "layers-fastprobe.md", "layers-fastprobe.png",
+            "layer-weights-fastprobe.png"} <= set(files)
+    markdown = (analysis / "layers-fastprobe.md").read_text()
+    assert "fast probe, not HEAR scores" in markdown.splitlines()[0]
+    import csv
+
+    rows = list(csv.DictReader((analysis / "layers-fastprobe.csv").open()))
+    for task, metric in ((SCENE, "top1_acc"), (EVENT, "event_onset_200ms_fms")):
+        record = json.loads((analysis / "cells" / task / "hubert.json").read_text())
+        states = record["num_states"]
+        assert states > 2 and [s["state"] for s in record["states"]] == list(range(states))
+        linear = [r for r in rows if r["task"] == task and r["probe"] == "fast-linear"]
+        assert [r["choice"] for r in linear] == [str(i) for i in range(states)] + ["mean", "learned"]
+        assert all(r["metric"] == metric and 0.0 <= float(r["test"]) <= 1.0 for r in linear)
+        assert [r["is_last"] for r in linear[:states]] == ["False"] * (states - 1) + ["True"]
+        weights = record["learned"]["weights"]
+        assert len(weights) == states and abs(sum(weights) - 1) < 1e-6 and all(w > 0 for w in weights)
+    knn = [r for r in rows if r["task"] == SCENE and r["probe"] == "fast-knn"]
+    assert len(knn) == states + 1  # every state and the mean
+
+
+def test_exported_mix_runs_as_the_hear_module(analysis: Path, manifest: Path, tasks_dir: Path) -> None:
+    """The exported --model-options give the HEAR module whose embeddings ARE the analysis's weighted sum."""
+    from hear_gura.analysis.learned_weights import WeightedSum
+    from hear_gura.api import load_ensemble_model
+    from hear_gura.audio_io import read_wav
+
+    index = json.loads((analysis / "mix.json").read_text())
+    assert index["module"] == "hear_gura.hubert" and set(index["model_options"]) == {SCENE, EVENT}
+    for task, split in ((EVENT, "test"), (SCENE, "fold01")):
+        options = json.loads((analysis / f"mix.{task}.json").read_text())
+        assert options == index["model_options"][task] and set(options) == {"layers"}
+        store, record = _store(analysis, task)
+        assert options["layers"]["hubert"]["weights"] == pytest.approx(record["learned"]["weights"], abs=1e-12)
+        mix = WeightedSum(store.num_states)  # the analysis's own weighted sum, at the exported weights
+        with torch.no_grad():
+            mix.logits.copy_(torch.tensor(options["layers"]["hubert"]["weights"]).log())
+            analysed = mix(torch.from_numpy(np.asarray(store.stacked(split)))).numpy()
+        model = load_ensemble_model("hubert", str(manifest), **options)
+        rows = json.loads((store.folder / f"{split}.rows.json").read_text())
+        files = list(dict.fromkeys(rows["files"]))
+        audio = torch.stack([read_wav(tasks_dir / task / "16000" / split / f) for f in files])
+        if task == EVENT:
+            embeddings, timestamps = model.timestamp_embeddings(audio)
+            np.testing.assert_allclose(timestamps.reshape(-1).numpy(), rows["timestamps"], atol=1e-3)
+            module = embeddings.reshape(-1, embeddings.shape[-1]).numpy()
+        else:
+            module = model.scene_embeddings(audio).numpy()
+        assert module.shape == analysed.shape
+        np.testing.assert_allclose(module, analysed, rtol=1e-4, atol=1e-5)
+        # and the mix is not a single state nor the plain mean: the check has teeth
+        assert not np.allclose(module, np.asarray(store.mean(split)), rtol=1e-3, atol=1e-4)
+
+
+def test_fast_probe_metric_is_heareval_score_of_its_predictions(analysis: Path, tasks_dir: Path) -> None:
+    """Scores are heareval's functions on the probe's predictions, with targets built as heareval builds them."""
+    import pandas as pd
+    from heareval.score import available_scores, label_to_binary_vector, label_vocab_as_dict
+
+    from hear_gura.analysis.fast_probe import ProbeConfig, TaskSpec, predict, predicted_events, probe_task
+
+    for task_folder in (SCENE, EVENT):
+        store, record = _store(analysis, task_folder)
+        task = TaskSpec.load(tasks_dir / task_folder)
+        last = store.num_states - 1
+        splits = store.splits(task, lambda s: np.array(store.state(s, last)))
+        result = probe_task(task, splits, "linear", seed=0, config=ProbeConfig(**QUICK))
+        assert result["test"][task.primary_metric] == pytest.approx(
+            record["states"][last]["linear"]["test"][task.primary_metric])  # the cell is this computation
+        label_to_idx = label_vocab_as_dict(pd.read_csv(tasks_dir / task_folder / "labelvocabulary.csv"),
+                                           key="label", value="idx")
+        per_fold = []
+        for fold, scores in result["per_fold"].items():
+            labelled = json.loads((tasks_dir / task_folder / f"{fold}.json").read_text())
+            probabilities = predict(result["models"][fold], task, splits[fold].x)
+            if task.embedding_type == "scene":
+                targets = np.stack([label_to_binary_vector([label_to_idx[x] for x in labelled[f]],
+                                                           len(label_to_idx)).numpy()
+                                    for f in json.loads((store.folder / f"{fold}.rows.json").read_text())["files"]])
+                expected = {m: available_scores[m](label_to_idx=label_to_idx)(probabilities, targets)
+                            for m in task.metrics}
+            else:
+                setting = tuple(tuple(p) for p in scores["postprocessing"])
+                events = predicted_events(task, probabilities, splits[fold], setting)[setting]
+                assert set(events) == set(labelled)
+                expected = {m: available_scores[m](label_to_idx=label_to_idx)(events, labelled)[0][1]
+                            for m in task.metrics}
+            assert scores["test"] == pytest.approx(expected, abs=1e-12)
+            per_fold.append(expected[task.primary_metric])
+        assert result["test"][task.primary_metric] == pytest.approx(np.mean(per_fold))
+
+
+def test_event_frames_carry_heareval_labels(analysis: Path, tasks_dir: Path) -> None:
+    from hear_gura.heareval_compat import install_import_hook
+
+    install_import_hook()
+    from heareval.embeddings.task_embeddings import get_labels_for_timestamps
+
+    store, _ = _store(analysis, EVENT)
+    rows = json.loads((store.folder / "train.rows.json").read_text())
+    labelled = json.loads((tasks_dir / EVENT / "train.json").read_text())
+    files = list(dict.fromkeys(rows["files"]))
+    stamps = [np.array([t for f2, t in zip(rows["files"], rows["timestamps"]) if f2 == f]) for f in files]
+    expected = [x for per_clip in get_labels_for_timestamps([labelled[f] for f in files], stamps) for x in per_clip]
+    assert rows["labels"] == expected and any(rows["labels"]) and not all(rows["labels"])
+
+
+def test_score_embedding_folder_reads_heareval_layout(tmp_path: Path, tasks_dir: Path, manifest: Path) -> None:
+    """The evaluate integration: one task folder as heareval's embedding runner writes it."""
+    from hear_gura.analysis.fast_probe import ProbeConfig, score_embedding_folder
+    from hear_gura.harness.shared_embed import study_task_embeddings
+
+    folder, = study_task_embeddings([{"ensemble": "hubert", "options": {}, "embeddings_dir": str(tmp_path)}],
+                                    str(manifest), tasks_dir / SCENE)
+    result = score_embedding_folder(folder, seed=0, config=ProbeConfig(**QUICK))
+    assert result["probe"] == "fast" and "not HEAR scores" in result["title"]
+    assert result["primary_metric"] == "top1_acc" and set(result["per_fold"]) == {"fold00", "fold01", "fold02"}
+    assert result["test"]["top1_acc"] == pytest.approx(np.mean([f["test"]["top1_acc"]
+                                                                for f in result["per_fold"].values()]))
+    assert set(result["knn"]["test"]) == {"top1_acc", "mAP"} and result["rows"] == {f"fold0{i}": 4 for i in range(3)}
+    json.dumps(result)  # JSON-able
+    assert score_embedding_folder(folder, seed=0, config=ProbeConfig(**QUICK))["test"] == result["test"]
+
+
+def test_rerun_skips_finished_cells_and_reuses_features(analysis: Path, tasks_dir: Path, manifest: Path,
+                                                        tmp_path: Path) -> None:
+    import shutil
+
+    from hear_gura.analysis.fast_probe import ProbeConfig
+    from hear_gura.analysis.layer_scores import run_layers
+
+    analysis = Path(shutil.copytree(analysis, tmp_path / "copy"))  # the shared analysis stays as it was
+    cell = analysis / "cells" / SCENE / "hubert.json"
+    before = cell.read_text()
+    log = io.StringIO()
+    again = run_layers(tasks_dir, "hubert", out=analysis, model=str(manifest), tasks=[SCENE],
+                       config=ProbeConfig(**QUICK), keep_features=True, stream=log)
+    assert again.computed == [] and "hubert: done earlier, reused" in log.getvalue()
+    assert "member pass" not in log.getvalue() and cell.read_text() == before
+    # another seed: the cell is recomputed from the kept features, with no member pass
+    log = io.StringIO()
+    other = run_layers(tasks_dir, "hubert", out=analysis, model=str(manifest), tasks=[SCENE], seed=1,
+                       config=ProbeConfig(**QUICK), keep_features=True, learned=False, stream=log)
+    assert other.computed == [(SCENE, "hubert")]
+    assert "member pass: done earlier, features reused" in log.getvalue()
+    assert json.loads(cell.read_text())["identity"]["probe"]["seed"] == 1
+
+
+def test_refuses_members_without_layers(tasks_dir: Path, manifest: Path, tmp_path: Path) -> None:
+    from hear_gura.analysis.layer_scores import run_layers
+    from hear_gura.errors import HearGuraError
+
+    with pytest.raises(HearGuraError, match="no member of 'fbank' has more than one state"):
+        run_layers(tasks_dir, "fbank", out=tmp_path)
+    with pytest.raises(HearGuraError, match="--member crepe has one state"):
+        run_layers(tasks_dir, "cat_wav2vec2_crepe", members=["crepe"], model=str(manifest), out=tmp_path)
+    with pytest.raises(HearGuraError, match="not available for layers"):
+        run_layers(tasks_dir, "hubert", probe="heareval", out=tmp_path)
+
+
+def test_streamed_rows_train_the_same_probe(analysis: Path, tasks_dir: Path) -> None:
+    """Inputs too big for memory are read per batch from the memmaps: the same batches, the same probe."""
+    from hear_gura.analysis.fast_probe import ProbeConfig, TaskSpec, probe_task
+    from hear_gura.analysis.learned_weights import learn_weights
+
+    store, _ = _store(analysis, EVENT)
+    task = TaskSpec.load(tasks_dir / EVENT)
+    splits = store.splits(task, lambda s: store.state(s, 1))
+    whole = probe_task(task, splits, "linear", config=ProbeConfig(**QUICK))
+    streamed = probe_task(task, splits, "linear", config=ProbeConfig(**QUICK, memory_values=0))
+    assert whole["per_fold"] == streamed["per_fold"]
+    for a, b in zip(whole["models"]["test"].state_dict().values(), streamed["models"]["test"].state_dict().values()):
+        assert torch.equal(a, b)
+    stacked = store.splits(task, store.stacked)
+    assert learn_weights(task, stacked, config=ProbeConfig(**QUICK, memory_values=0))["weights"] == \
+        learn_weights(task, stacked, config=ProbeConfig(**QUICK))["weights"]
