@@ -1,6 +1,6 @@
 """Compatibility of heareval 2021.1.3 and hearvalidator 2021.0.6 with today's stack.
 
-Three known breakages, each handled here and nowhere else:
+Four known breakages, each handled here and nowhere else:
 
 1. **TensorFlow.** Both tools ``import tensorflow`` (1.4 GB, ~12 s per import)
    only to test ``isinstance(model, tf.Module)`` and, in heareval's embedding
@@ -26,6 +26,15 @@ Three known breakages, each handled here and nowhere else:
    ``trainer.fit_loop.current_epoch``, which pytorch-lightning >= 1.6 ignores,
    so the test looks up the wrong epoch. The patched test step sets the
    epoch where lightning reads it (``fit_loop.epoch_progress.current.completed``).
+4. **Option folder names over 255 characters.** heareval's embedding runner
+   names its output folder ``<module>-<key>=<slugify(value)>-...``; a learned
+   mix of 25 or 49 layer weights (``hear-gura layers --export``) slugifies to
+   about 500-1,000 characters, which no file system accepts. In processes that
+   import ``heareval``, python-slugify's ``slugify`` returns any slug longer
+   than :data:`MAX_OPTION_SLUG` characters as its first characters plus a
+   SHA-256 digest of the whole slug (:func:`short_slug`); shorter slugs, and so
+   every folder name heareval gave before, are unchanged. heareval's runner is
+   the only user of python-slugify in those processes.
 
 Activation: ``pip install .`` places ``hear_gura_heareval_compat.pth`` in
 site-packages, which calls :func:`install_import_hook` at interpreter start.
@@ -61,6 +70,46 @@ from typing import Any, Callable, Dict, Optional, Sequence
 STAND_IN_ATTRIBUTE = "__hear_gura_stand_in__"
 #: Set on the functions this module wraps, so that each is wrapped once.
 PATCHED_ATTRIBUTE = "__hear_gura_patched__"
+
+# ------------------------------------------------------------ option slugs (4)
+
+#: Longest option-value slug heareval's runner keeps as it is (fix 4); ``hear_gura.<module>-layers=<64>``
+#: stays far below the 255 characters a folder name may have.
+MAX_OPTION_SLUG = 64
+_DIGEST_CHARS = 16
+
+
+def short_slug(slug: str) -> str:
+    """``slug`` itself when at most :data:`MAX_OPTION_SLUG` characters, else its first
+    characters, ``-`` and 16 hex digits of its SHA-256 (exactly ``MAX_OPTION_SLUG`` long)."""
+    if len(slug) <= MAX_OPTION_SLUG:
+        return slug
+    digest = hashlib.sha256(slug.encode("utf-8")).hexdigest()[:_DIGEST_CHARS]
+    return f"{slug[: MAX_OPTION_SLUG - _DIGEST_CHARS - 1]}-{digest}"
+
+
+def shorten_long_slugs() -> None:
+    """Make ``slugify.slugify`` return :func:`short_slug` of its result (idempotent)."""
+    import slugify as package
+
+    if hasattr(package.slugify, PATCHED_ATTRIBUTE):
+        return
+    original = package.slugify
+
+    @functools.wraps(original)
+    def slugify(text: Any, *args: Any, **kwargs: Any) -> str:
+        return short_slug(original(text, *args, **kwargs))
+
+    setattr(slugify, PATCHED_ATTRIBUTE, True)
+    package.slugify = slugify
+
+
+def option_slug(value: Any) -> str:
+    """The slug heareval's (patched) runner gives an option key or value: ``short_slug(slugify(str(value)))``."""
+    from slugify import slugify
+
+    return short_slug(slugify(str(value)))
+
 
 # ------------------------------------------------------------------ TensorFlow
 
@@ -236,6 +285,8 @@ class _PatchOnImportFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname: str, path: Optional[Sequence[str]], target: Any = None):
         if fullname in ACTIVATING_PACKAGES:
             activate_tensorflow_stand_in()
+            if fullname == "heareval":
+                shorten_long_slugs()
             return None
         patch = _PATCHES.get(fullname)
         if patch is None:
@@ -261,6 +312,8 @@ def install_import_hook() -> None:
         sys.meta_path.insert(0, _PatchOnImportFinder())
     if any(name in sys.modules for name in ACTIVATING_PACKAGES):
         activate_tensorflow_stand_in()
+    if "heareval" in sys.modules:
+        shorten_long_slugs()
     for name, patch in _PATCHES.items():
         module = sys.modules.get(name)
         if module is not None:

@@ -33,3 +33,33 @@ def test_bench_fails_without_a_speedup_when_hear_gura_fails(tmp_path):
     assert "speedup" not in result.stdout
     assert "hear_gura failed" in result.stderr and "hubert.batch16x4s" in result.stderr
     assert not figures.exists()
+
+
+def test_fastprobe_agreement_pairs_cells_and_ranks_like_scipy(tmp_path):
+    """eval_scripts/fastprobe_agreement.py: Spearman's rho equals scipy's (ties included); cells pair by file."""
+    import importlib.util
+
+    from scipy.stats import spearmanr
+
+    spec = importlib.util.spec_from_file_location("agreement", Path(__file__).parent.parent / "eval_scripts"
+                                                  / "fastprobe_agreement.py")
+    agreement = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(agreement)
+    a, b = [0.3, 0.1, 0.1, 0.9, 0.5, 0.2], [0.2, 0.15, 0.3, 0.8, 0.8, 0.1]
+    assert abs(agreement.spearman(a, b) - spearmanr(a, b).statistic) < 1e-12
+    assert agreement.spearman([1, 2], [2, 1]) is None and agreement.spearman([1, 1, 1], [1, 2, 3]) is None
+    scores = {"x": (0.5, 0.4), "y": (0.7, 0.6), "z": (0.6, 0.3), "w": (0.2, 0.1)}
+    for variant, (hear, fast) in scores.items():
+        cells = tmp_path / "cells" / variant
+        cells.mkdir(parents=True)
+        common = {"variant": variant, "task": "kws-v1-full", "metric": "top1_acc", "embedding_type": "scene",
+                  "complete": True}
+        (cells / "kws-v1-full.json").write_text(json.dumps({**common, "score": hear, "predict_seconds": 100.0}))
+        (cells / "kws-v1-full.fastprobe.json").write_text(json.dumps({**common, "score": fast,
+                                                                      "predict_seconds": 4.0}))
+    (tmp_path / "cells" / "w" / "kws-v1-full.json").unlink()  # heareval's probe missing: not paired
+    pairs = agreement.paired_cells([tmp_path])
+    assert sorted(p["variant"] for p in pairs) == ["x", "y", "z"]
+    summary = agreement.summarise(pairs)["scene"]
+    expected = spearmanr([0.5, 0.7, 0.6], [0.4, 0.6, 0.3]).statistic
+    assert abs(summary["spearman_pooled"] - expected) < 1e-12 and summary["speedup_median"] == 25.0

@@ -110,22 +110,52 @@ def write_scene_task(root: Path, clips: int = 6) -> Path:
     return task
 
 
-def test_heareval_embedding_runner_with_model_options(tmp_path, manifest):
-    """The plain `python3 -m heareval.embeddings.runner` command, with --model-options."""
+def test_heareval_embedding_runner_with_model_options(tmp_path, manifest, load):
+    """The plain `python3 -m heareval.embeddings.runner` command, with --model-options whose slug is
+    long (learned layer weights): heareval's folder is the name the harness expects (fix 4)."""
+    from hear_gura.harness.shared_embed import heareval_folder_name
+    from hear_gura.heareval_compat import MAX_OPTION_SLUG
+
     write_scene_task(tmp_path / "tasks")
+    states = {n: m.num_states for n, m in load("fusion_cat").members.items() if m.num_states > 1}
+    weights = {name: {"weights": [1 / 3 + i / 7 for i in range(count)]} for name, count in states.items()}
+    options = {"fusion": "avg", "layers": weights}
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     result = subprocess.run(
         [PY, "-m", "heareval.embeddings.runner", "hear_gura.fusion_cat", "--model", str(manifest),
          "--tasks-dir", str(tmp_path / "tasks"), "--embeddings-dir", str(tmp_path / "emb"),
-         "--model-options", json.dumps({"fusion": "avg", "layers": "last"})],
+         "--model-options", json.dumps(options)],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     [out] = list((tmp_path / "emb").glob("hear_gura.fusion_cat*/tones-v1-full"))
-    assert "avg" in out.parent.name and "last" in out.parent.name
+    assert out.parent.name == heareval_folder_name("hear_gura.fusion_cat", options)
+    assert "avg" in out.parent.name and len(out.parent.name.split("layers=")[1]) == MAX_OPTION_SLUG
     assert (out / ".done.embeddings").exists()
     vectors = sorted((out / "train").glob("*.embedding.npy"))
     assert vectors and all(np.load(v).shape == (32,) for v in vectors)  # fusion avg of 32-wide fixtures
+
+
+def test_long_option_slugs_are_cut_and_hashed_short_ones_unchanged():
+    """49 learned weights (HuBERT-xlarge) make a folder name of ~1,000 characters without fix 4."""
+    from slugify import slugify
+
+    from hear_gura.harness.shared_embed import heareval_folder_name
+    from hear_gura.heareval_compat import MAX_OPTION_SLUG, short_slug
+
+    def mix(seed):
+        return {"layers": {"hubert": {"weights": [(seed + i) / 1000 + 1 / 3 for i in range(49)]}}}
+
+    unpatched = "hear_gura.hubert-layers=" + slugify(str(mix(0)["layers"]))
+    assert len(unpatched) > 900
+    names = {heareval_folder_name("hear_gura.hubert", mix(seed)) for seed in range(5)}
+    assert len(names) == 5 and all(len(n) <= 255 for n in names)
+    assert all(n.startswith(unpatched[: len("hear_gura.hubert-layers=") + 40]) for n in [names.pop()])
+    assert heareval_folder_name("hear_gura.fusion_cat", {"fusion": "avg", "layers": "last"}) == (
+        "hear_gura.fusion_cat-fusion=avg-layers=last")
+    assert short_slug("a" * MAX_OPTION_SLUG) == "a" * MAX_OPTION_SLUG
+    long = "a" * (MAX_OPTION_SLUG + 1)
+    assert len(short_slug(long)) == MAX_OPTION_SLUG and short_slug(short_slug(long)) == short_slug(long)
 
 
 def test_compat_module_run_as_a_script_runs_the_prediction_runner():

@@ -187,6 +187,31 @@ def test_rerun_skips_finished_cells_and_reuses_features(analysis: Path, tasks_di
     assert json.loads(cell.read_text())["identity"]["probe"]["seed"] == 1
 
 
+def test_crepe_blocks_through_a_feature_cache(tasks_dir: Path, tmp_path: Path) -> None:
+    """CREPE's conv blocks as states (``"states": "blocks"``) in ``layers``; a second analysis over the
+    same feature cache runs no member and writes the same features, byte for byte."""
+    from hear_gura.analysis.fast_probe import ProbeConfig
+    from hear_gura.analysis.layer_scores import run_layers
+
+    options = {"members": [{"name": "crepe", "type": "crepe", "model": "tiny", "states": "blocks"}]}
+    logs = []
+    for out in ("first", "second"):
+        log = io.StringIO()
+        run_layers(tasks_dir, "crepe", out=tmp_path / out, options=options, tasks=[SCENE], learned=False,
+                   config=ProbeConfig(**QUICK), keep_features=True, stream=log, feature_cache=tmp_path / "cache")
+        logs.append(log.getvalue())
+    assert "crepe: 5 states" in logs[0] and "feature cache so far: 0 hit(s)" in logs[0]
+    written = int(logs[0].split(" miss(es), ")[1].split(" written")[0])
+    assert written == 5 * 12  # every state of the 12 clips
+    assert f"feature cache so far: {written} hit(s), 0 miss(es), 0 written" in logs[1]
+    record = json.loads((tmp_path / "first" / "cells" / SCENE / "crepe.json").read_text())
+    assert [s["state"] for s in record["states"]] == list(range(5))
+    features = sorted(p.relative_to(tmp_path / "first") for p in (tmp_path / "first" / "features").rglob("*.f32"))
+    assert len(features) >= 5
+    for path in features:
+        assert (tmp_path / "first" / path).read_bytes() == (tmp_path / "second" / path).read_bytes()
+
+
 def test_refuses_members_without_layers(tasks_dir: Path, manifest: Path, tmp_path: Path) -> None:
     from hear_gura.analysis.layer_scores import run_layers
     from hear_gura.errors import HearGuraError
@@ -215,3 +240,19 @@ def test_streamed_rows_train_the_same_probe(analysis: Path, tasks_dir: Path) -> 
     stacked = store.splits(task, store.stacked)
     assert learn_weights(task, stacked, config=ProbeConfig(**QUICK, memory_values=0))["weights"] == \
         learn_weights(task, stacked, config=ProbeConfig(**QUICK))["weights"]
+
+
+@pytest.mark.parametrize("metadata", [
+    {"split_mode": "trainvaltest", "splits": ["train", "valid", "test"]},
+    {"split_mode": "new_split_kfold", "splits": ["fold02", "fold00", "fold01"]},
+    {"split_mode": "new_split_kfold", "splits": [f"fold{i:02d}" for i in (4, 1, 3, 0, 2)]},
+    {"split_mode": "presplit_kfold", "splits": [f"fold{i:02d}" for i in range(10)]},
+])
+def test_fast_probe_splits_are_heareval_splits(metadata) -> None:
+    """The fast probe's folds (train, valid, test per fold) are heareval's own get_splits_from_metadata."""
+    from heareval.predictions.task_predictions import get_splits_from_metadata
+
+    from hear_gura.analysis.fast_probe import data_splits
+
+    expected = [{part: tuple(names) for part, names in fold.items()} for fold in get_splits_from_metadata(metadata)]
+    assert [dict(fold) for fold in data_splits(metadata)] == expected

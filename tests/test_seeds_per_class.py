@@ -215,3 +215,32 @@ def test_event_per_class_is_sed_eval_class_wise_onset_f_measure():
     assert recall == [0.5, 1.0, 0.5] and counts == [2, 2, 2]
     ap, _ = scene_per_class("mAP", prediction, np.eye(3)[[0, 0, 1, 1, 1, 1]])
     assert math.isnan(ap[2])  # a class without a positive has no average precision
+
+
+def test_predictions_are_read_without_running_code_from_the_pickle(walk, tmp_path):
+    """Per-class scoring reads heareval's pickles with an allow-list: equal to pickle.load on them,
+    and a pickle that names any other global (here os.system) is refused before it runs."""
+    import os
+
+    import torch
+
+    from hear_gura.errors import HearGuraError
+    from hear_gura.harness.per_class import PredictionsUnpickler, per_class_scores
+
+    for path in sorted((walk["cell"] / SCENE / "seed-42").glob("*.predictions.pkl")):
+        with open(path, "rb") as handle:
+            safe = PredictionsUnpickler(handle).load()
+        with open(path, "rb") as handle:
+            plain = pickle.load(handle)
+        assert safe.keys() == plain.keys() and all(torch.equal(safe[k], plain[k]) for k in ("target", "prediction"))
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, ("touch " + str(tmp_path / "ran"),)
+
+    folder = tmp_path / "foreign"
+    folder.mkdir()
+    (folder / "test.predictions.pkl").write_bytes(pickle.dumps({"prediction": Payload()}))
+    with pytest.raises(HearGuraError, match="system is not part of heareval's predictions"):
+        per_class_scores(folder, "top1_acc", "scene", ["noise", "tone"])
+    assert not (tmp_path / "ran").exists()

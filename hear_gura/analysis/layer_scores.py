@@ -161,6 +161,7 @@ def run_layers(
     config: ProbeConfig = ProbeConfig(),
     stream: Optional[TextIO] = None,
     argv: Optional[Sequence[str]] = None,
+    feature_cache: Optional["str | Path"] = None,
 ) -> LayersResult:
     """Score every state of the multi-state members of ``ensemble`` on every task; write the reports.
 
@@ -181,6 +182,8 @@ def run_layers(
         seed: the probes' seed.
         keep_features: keep ``OUT/features`` after the cells (a rerun with other probe settings reuses them).
         config: the fast probe's hyper-parameters.
+        feature_cache: a feature-cache folder (``hear-gura evaluate --feature-cache``): member
+            features per clip are read from it and written to it (every state is one entry).
     Raises:
         HearGuraError / ConfigError / CheckpointError: invalid input, before any work.
     """
@@ -189,7 +192,7 @@ def run_layers(
     from hear_gura.harness.scores import discover_tasks
     from hear_gura.identity import ensemble_identity, same_identity
     from hear_gura.manifest import Manifest
-    from hear_gura.model import build_config_member
+    from hear_gura.model import build_config_member, computation_key
     from hear_gura.registry import load_ensemble
 
     stream = stream or sys.stdout
@@ -209,6 +212,11 @@ def run_layers(
                                 "writes DIR/checkpoints.json)")
         manifest_path = str(path.resolve())
     manifest = Manifest.load(manifest_path)
+    cache = None
+    if feature_cache is not None:
+        from hear_gura.feature_cache import FeatureCache
+
+        cache = FeatureCache(Path(feature_cache).expanduser())  # refuses a folder that is not a cache, before any work
     ensemble_config = load_ensemble(ensemble).with_options(**dict(options or {}))
     chosen = analysed_members(ensemble_config, manifest, members)
     task_infos = discover_tasks(tasks_dir, tasks)
@@ -251,10 +259,15 @@ def run_layers(
         else:
             for spec in ensemble_config.members:
                 if spec.name in chosen and spec.name not in built:
-                    built[spec.name] = build_config_member(spec, ensemble_config, manifest).to(device)
+                    key = computation_key(spec, ensemble_config, manifest) if cache is not None else None
+                    built[spec.name] = build_config_member(spec, ensemble_config, manifest, key).to(device)
             print(f"    member pass over every clip: {', '.join(chosen)}", file=stream, flush=True)
             found = collect_states(info.path, task, ensemble_config, {m: built[m] for m in chosen}, folder,
-                                   feature_identity, batch_size, device, stream)
+                                   feature_identity, batch_size, device, stream, cache)
+            if cache is not None:
+                stats = cache.stats
+                print(f"    feature cache so far: {stats.hits} hit(s), {stats.misses} miss(es), "
+                      f"{stats.written} written", file=stream, flush=True)
         for member in todo:
             print(f"    {member}: fast probe on {chosen[member]} states", file=stream, flush=True)
             record = score_cell(task, found[member], seed, device, config, learned, stream)

@@ -112,11 +112,10 @@ def export(path: "str | Path", ensemble: str, per_task: Mapping[str, Dict[str, A
     beside it, ``<stem>.<task><suffix>`` holds one task's options alone, ready for
     ``python -m heareval.embeddings.runner hear_gura.<ensemble> --model-options "$(cat FILE)"``.
 
-    Known limit: heareval's embedding runner names its output folder after the options
-    (``<module>-layers=<slug of the value>``); 49 full-precision weights (HuBERT-xlarge) make
-    a name of about 1,000 characters, over the 255 a file system allows, so the runner
-    fails there until hear_gura's compatibility layer shortens such names; members of up
-    to ~10 states fit.
+    heareval's embedding runner names its output folder after the options
+    (``<module>-layers=<slug of the value>``); 49 full-precision weights make a slug of
+    about 1,000 characters, which :mod:`hear_gura.heareval_compat` (fix 4) cuts to 64
+    with a digest of the whole, so any mix runs through heareval's runner.
 
     Returns:
         the files written (``path`` first).

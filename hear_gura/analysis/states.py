@@ -1,10 +1,10 @@
 """Every state of a member on every clip of a task, from ONE member pass, kept on disk.
 
 :func:`collect_states` reads a HEAR task folder split by split, runs each
-analysed member once per batch with one :class:`~hear_gura.layers.LayerSelection`
-per state (``Member.compute`` with ``[0], [1], ..., [S-1]``: one forward pass
-through the network gives them all), and appends each state's rows to its own
-raw float32 file:
+analysed member once per batch through the one member pass
+(:func:`hear_gura.member_pass.run_members`, one head per state: one forward
+pass through the network gives them all, and a feature cache serves them when
+given), and appends each state's rows to its own raw float32 file:
 
 - scene tasks: one row per clip, the state's frames at the ensemble's scene
   hop pooled as the ensemble pools them (``scene_pooling``, mean by default);
@@ -38,7 +38,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, TextIO
+from typing import Any, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple
 
 import numpy as np
 import torch
@@ -151,11 +151,35 @@ def stores(folder: Path, num_states: Mapping[str, int]) -> Dict[str, StateStore]
     return {m: StateStore(folder / m, m, n) for m, n in num_states.items()}
 
 
+def state_heads(config: Any, members: Mapping[str, Any]) -> Dict[Tuple[str, int], Any]:
+    """One :class:`~hear_gura.model.Head` per (member, state): that member alone, that one state, on its own frames.
+
+    Args:
+        config: the resolved :class:`~hear_gura.ensemble.EnsembleConfig` (hops, precision).
+        members: name -> built member (or its description: only ``num_states`` and ``width`` are read).
+    """
+    from hear_gura.model import Head
+
+    heads = {}
+    for name, member in members.items():
+        alone = config.with_options(members=[name], grid=name, feature_align="none", layers="last")
+        for state in range(member.num_states):
+            choice = state if member.num_states > 1 else "last"
+            heads[(name, state)] = Head.build(alone.with_options(layers={name: choice}), {name: member})
+    return heads
+
+
 def collect_states(
     task_path: Path, task: TaskSpec, config: Any, members: Mapping[str, torch.nn.Module], folder: Path,
     identity: Mapping[str, Any], batch_size: int = 8, device: str = "cpu", stream: Optional[TextIO] = None,
+    cache: Optional[Any] = None,
 ) -> Dict[str, StateStore]:
     """One pass of ``members`` over every clip of a task, every state of each kept in ``folder``.
+
+    The pass is :func:`hear_gura.member_pass.run_members` with one head per
+    (member, state) (:func:`state_heads`): each member runs once per batch
+    for all its states, and with ``cache`` its features come from (or go to) a
+    feature cache, as in ``hear-gura evaluate --feature-cache``.
 
     Args:
         task_path: the HEAR task folder (``<split>.json``, ``16000/<split>/*.wav``).
@@ -166,19 +190,18 @@ def collect_states(
         identity: recorded in ``record.json``, written last.
         batch_size: clips per batch (zero-padded; every member supports lengths or batches equal lengths).
         stream: progress lines (default stderr).
+        cache: a :class:`~hear_gura.feature_cache.FeatureCache`, or None.
     Returns:
         member name -> :class:`StateStore`.
     """
     from hear_gura.audio_io import read_wav
-    from hear_gura.layers import parse_layer_choice
-    from hear_gura.member_pass import force_eval, precision
+    from hear_gura.member_pass import HeadRequest, run_members
     from hear_gura.model import pad_clips
     from hear_gura.pooling import parse_pooling, pool
 
     stream = stream or sys.stderr
     if folder.exists():
         shutil.rmtree(folder)
-    force_eval(members.values())
     where = torch.device(device)
     if where.type == "cuda" and where.index is None:  # the device the members' weights report
         where = torch.device("cuda", torch.cuda.current_device())
@@ -186,16 +209,15 @@ def collect_states(
     groups = parse_pooling(config.scene_pooling)
     min_samples = max(m.receptive_field for m in members.values())
     out = {name: StateStore(folder / name, name, m.num_states) for name, m in members.items()}
-    selections = {name: [parse_layer_choice(i, m.num_states) for i in range(m.num_states)]
-                  for name, m in members.items()}
-    hops = {name: config.hop_samples(scene) if m.hop_is_configurable else None for name, m in members.items()}
+    heads = state_heads(config, members)
+    requests = [HeadRequest(head, {name: members[name]}, scene) for (name, _), head in heads.items()]
     start = said = time.perf_counter()
     for split in task.split_names:
         labelled = json.loads((task_path / f"{split}.json").read_text(encoding="utf-8"))
         files = list(labelled)
         info = {name: {"shapes": [[0, 0] for _ in range(m.num_states)], "files": [], "labels": [],
                        "timestamps": [], "events": labelled if not scene else None} for name, m in members.items()}
-        handles = {name: [None] * m.num_states for name, m in members.items()}
+        handles: Dict[Tuple[str, int], Any] = {}
         for name in members:
             (folder / name).mkdir(parents=True, exist_ok=True)
         try:
@@ -203,31 +225,29 @@ def collect_states(
                 names = files[first:first + batch_size]
                 clips = [read_wav(task_path / "16000" / split / f).to(where) for f in names]
                 audio, lengths = pad_clips(clips, min_samples, where)
-                for name, member in members.items():
-                    with torch.no_grad(), precision(member.compute_dtype, where):
-                        computed = member.compute(audio, selections[name], hops[name], lengths)
-                    for state, features in enumerate(computed):
-                        rows = []
-                        for row, file in enumerate(names):
-                            frames = features.clip(row).float()
-                            rows.append(pool(frames[None], groups)[0] if scene else frames)
-                        block = torch.cat([r[None] for r in rows] if scene else rows).cpu().numpy()
-                        if handles[name][state] is None:
-                            handles[name][state] = open(folder / name / f"{split}.state{state}.f32", "wb")
-                        handles[name][state].write(np.ascontiguousarray(block, dtype=np.float32).tobytes())
-                        shape = info[name]["shapes"][state]
-                        shape[0], shape[1] = shape[0] + block.shape[0], block.shape[1]
+                with torch.no_grad():
+                    outputs = run_members(requests, audio, lengths, cache=cache)
+                for (name, state), per_clip in zip(heads, outputs):
+                    rows = [pool(frames[None].float(), groups)[0] if scene else frames.float() for frames, _ in per_clip]
+                    block = torch.cat([r[None] for r in rows] if scene else rows).cpu().numpy()
+                    if (name, state) not in handles:
+                        handles[(name, state)] = open(folder / name / f"{split}.state{state}.f32", "wb")
+                    handles[(name, state)].write(np.ascontiguousarray(block, dtype=np.float32).tobytes())
+                    shape = info[name]["shapes"][state]
+                    shape[0], shape[1] = shape[0] + block.shape[0], block.shape[1]
+                    if state:
+                        continue
                     record = info[name]
-                    for row, file in enumerate(names):
+                    for file, (_, grid) in zip(names, per_clip):
                         if scene:
                             record["files"].append(file)
                             record["labels"].append([str(x) for x in labelled[file]])
                         else:
-                            stamps = computed[0].grids[row].centres_ms().double().tolist()
+                            stamps = grid.centres_ms().double().tolist()
                             record["files"] += [file] * len(stamps)
                             record["timestamps"] += stamps
                             record["labels"] += frame_labels(labelled[file], stamps)
-                    del computed
+                del outputs
                 done = min(first + batch_size, len(files))
                 if done < len(files) and time.perf_counter() - said < 10:
                     continue
@@ -235,10 +255,8 @@ def collect_states(
                 print(f"    {task.name} [{split}] {done}/{len(files)} clips through {', '.join(members)} "
                       f"({time.perf_counter() - start:.1f} s)", file=stream, flush=True)
         finally:
-            for per_member in handles.values():
-                for handle in per_member:
-                    if handle is not None:
-                        handle.close()
+            for handle in handles.values():
+                handle.close()
         for name in members:
             save_json(folder / name / f"{split}.rows.json", info[name])
     save_json(folder / RECORD, {"identity": dict(identity), "seconds": round(time.perf_counter() - start, 2),

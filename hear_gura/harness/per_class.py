@@ -50,6 +50,36 @@ MEASURES = {
     "d_prime": "d' of the class (sqrt(2) * inverse normal CDF of its ROC AUC)",
 }
 PREDICTIONS_SUFFIX = ".predictions.pkl"
+#: Every global heareval's predictions pickles reference (dicts of numpy arrays and torch tensors);
+#: :class:`PredictionsUnpickler` loads nothing else.
+PREDICTIONS_GLOBALS = frozenset({
+    ("collections", "OrderedDict"),
+    ("numpy", "dtype"), ("numpy", "ndarray"),
+    ("numpy._core.multiarray", "scalar"), ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "_reconstruct"),
+    ("torch._utils", "_rebuild_tensor_v2"),
+})
+
+
+def _tensor_from_bytes(data: bytes) -> Any:
+    """What ``torch.storage._load_from_bytes`` returns, loaded weights-only (tensors, never code)."""
+    import io
+
+    import torch
+
+    return torch.load(io.BytesIO(data), weights_only=True)
+
+
+class PredictionsUnpickler(pickle.Unpickler):
+    """Reads heareval's ``*.predictions.pkl`` and refuses any other global (a results folder
+    from elsewhere cannot run code here); tensors stored inside load weights-only."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("torch.storage", "_load_from_bytes"):
+            return _tensor_from_bytes
+        if (module, name) in PREDICTIONS_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not part of heareval's predictions: refusing to load it")
 
 
 def measure(metric: str) -> str:
@@ -167,7 +197,7 @@ def per_class_scores(folder: Path, metric: str, embedding_type: str, labels: Seq
     for path in files:
         try:
             with open(path, "rb") as handle:
-                data = pickle.load(handle)
+                data = PredictionsUnpickler(handle).load()
         except Exception as err:  # a truncated or foreign pickle: say which file
             raise HearGuraError(f"{path}: cannot read heareval's test predictions ({err})") from None
         if embedding_type == "event":

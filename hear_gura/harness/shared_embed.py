@@ -37,10 +37,11 @@ from hear_gura.heareval_compat import install_import_hook
 
 
 def heareval_folder_name(module: str, options: Dict[str, Any]) -> str:
-    """The folder heareval's embedding runner names after a module and its options."""
-    from slugify import slugify
+    """The folder heareval's embedding runner names after a module and its options
+    (with :mod:`hear_gura.heareval_compat`'s fix 4: long option slugs cut and hashed)."""
+    from hear_gura.heareval_compat import option_slug
 
-    suffix = "-" + "-".join(f"{slugify(k)}={slugify(str(v))}" for k, v in options.items()) if options else ""
+    suffix = "-" + "-".join(f"{option_slug(k)}={option_slug(v)}" for k, v in options.items()) if options else ""
     return module + suffix
 
 

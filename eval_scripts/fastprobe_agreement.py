@@ -1,0 +1,154 @@
+"""How far the fast probe agrees with heareval's, and how much faster it is, per task family.
+
+For every (variant, task) cell scored with BOTH probes in the given
+``hear-gura evaluate`` output folders (``cells/<variant>/<task>.json``: heareval's
+prediction runner; ``cells/<variant>/<task>.fastprobe.json``: ``--probe fast``),
+this pairs the two primary-metric test scores and probe times, then reports per
+task family (scene: the speech/scene classification tasks; pitch: tasks scored
+by ``pitch_acc``; event: timestamp tasks):
+
+- ``spearman_pooled``: Spearman's rank correlation over all (variant, task) pairs of
+  the family (what the issue asks; it also ranks tasks against each other);
+- ``spearman_per_task``: the correlation over variants within each task (needs 3+
+  variants), and their mean;
+- ``speedup``: heareval's probe seconds / the fast probe's, per cell, with the
+  family's median and minimum.
+
+Run it after both probes have finished, e.g.::
+
+    hear-gura evaluate --tasks-dir T --out R --ensembles A,B,C ...              # heareval's probe
+    hear-gura evaluate --tasks-dir T --out R --ensembles A,B,C ... --probe fast # same embeddings
+    python eval_scripts/fastprobe_agreement.py R [R2 ...] --json eval_scripts/fastprobe-agreement.json
+
+Probe seconds are wall-clock times from the cells (``predict_seconds``); when the
+runs shared the machine with other work, say so with ``--note``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+FAMILIES = ("scene", "pitch", "event")
+
+
+def family(cell: Dict[str, Any]) -> str:
+    """``event`` (timestamp tasks), ``pitch`` (scored by pitch_acc) or ``scene``."""
+    if cell.get("embedding_type") == "event":
+        return "event"
+    return "pitch" if str(cell.get("metric", "")).startswith("pitch") else "scene"
+
+
+def ranks(values: Sequence[float]) -> List[float]:
+    """Average ranks (ties share the mean rank), 1-based."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    out = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            out[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return out
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> Optional[float]:
+    """Spearman's rho (Pearson's r of the average ranks); None with fewer than 3 pairs or no spread."""
+    if len(a) != len(b) or len(a) < 3:
+        return None
+    ra, rb = ranks(a), ranks(b)
+    ma, mb = statistics.fmean(ra), statistics.fmean(rb)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    va = sum((x - ma) ** 2 for x in ra)
+    vb = sum((y - mb) ** 2 for y in rb)
+    if va == 0 or vb == 0:
+        return None
+    return cov / (va * vb) ** 0.5
+
+
+def paired_cells(outs: Sequence[Path]) -> List[Dict[str, Any]]:
+    """Every cell finished with both probes: variant, task, family, both scores and times."""
+    pairs: Dict[Tuple[str, str], Dict[str, Any]] = {}
+    for out in outs:
+        for fast_file in sorted((out / "cells").glob("*/*.fastprobe.json")):
+            heareval_file = fast_file.with_name(fast_file.name.replace(".fastprobe.json", ".json"))
+            if not heareval_file.is_file():
+                continue
+            fast, hear = (json.loads(p.read_text()) for p in (fast_file, heareval_file))
+            if not (fast.get("complete") and hear.get("complete")) or fast["metric"] != hear["metric"]:
+                continue
+            if fast.get("score") is None or hear.get("score") is None:
+                continue
+            key = (hear["variant"], hear["task"])
+            pairs[key] = {
+                "variant": hear["variant"], "task": hear["task"], "family": family(hear), "metric": hear["metric"],
+                "heareval": hear["score"], "fast": fast["score"],
+                "heareval_seconds": hear.get("predict_seconds"), "fast_seconds": fast.get("predict_seconds"),
+                "out": str(out),
+            }
+    return sorted(pairs.values(), key=lambda p: (p["family"], p["task"], p["variant"]))
+
+
+def summarise(pairs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """Per family: pooled and per-task Spearman, speed-ups."""
+    result: Dict[str, Any] = {}
+    for name in FAMILIES:
+        cells = [p for p in pairs if p["family"] == name]
+        if not cells:
+            continue
+        per_task = {}
+        for task in sorted({p["task"] for p in cells}):
+            rows = [p for p in cells if p["task"] == task]
+            per_task[task] = {"variants": len(rows),
+                              "spearman": spearman([p["heareval"] for p in rows], [p["fast"] for p in rows])}
+        speedups = [p["heareval_seconds"] / p["fast_seconds"] for p in cells
+                    if p.get("heareval_seconds") and p.get("fast_seconds")]
+        defined = [t["spearman"] for t in per_task.values() if t["spearman"] is not None]
+        result[name] = {
+            "cells": len(cells),
+            "spearman_pooled": spearman([p["heareval"] for p in cells], [p["fast"] for p in cells]),
+            "spearman_per_task": per_task,
+            "spearman_per_task_mean": statistics.fmean(defined) if defined else None,
+            "speedup_median": statistics.median(speedups) if speedups else None,
+            "speedup_min": min(speedups) if speedups else None,
+            "speedup_max": max(speedups) if speedups else None,
+        }
+    return result
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("outs", nargs="+", type=Path, help="hear-gura evaluate output folders")
+    parser.add_argument("--json", type=Path, help="write the pairs and the summary here")
+    parser.add_argument("--note", default="", help="how the machine was loaded while the probes ran")
+    args = parser.parse_args(argv)
+    for out in args.outs:
+        if not (out / "cells").is_dir():
+            sys.exit(f"{out}: not a hear-gura evaluate output folder (no cells/)")
+    pairs = paired_cells(args.outs)
+    if not pairs:
+        sys.exit("no cell was scored with both probes: run hear-gura evaluate with --probe fast on the same --out")
+    summary = summarise(pairs)
+    for p in pairs:
+        speed = (f"{p['heareval_seconds'] / p['fast_seconds']:6.1f}x"
+                 if p.get("heareval_seconds") and p.get("fast_seconds") else "    n/a")
+        print(f"{p['family']:6s} {p['task']:30s} {p['variant']:32s} heareval {p['heareval']:.3f}  "
+              f"fast {p['fast']:.3f}  {speed}")
+    for name, s in summary.items():
+        pooled = "n/a" if s["spearman_pooled"] is None else f"{s['spearman_pooled']:.3f}"
+        mean = "n/a" if s["spearman_per_task_mean"] is None else f"{s['spearman_per_task_mean']:.3f}"
+        speed = "n/a" if s["speedup_median"] is None else f"{s['speedup_median']:.1f}x (min {s['speedup_min']:.1f}x)"
+        print(f"{name}: {s['cells']} cells, Spearman pooled {pooled}, per task mean {mean}, speed-up median {speed}")
+    if args.json:
+        args.json.write_text(json.dumps({"note": args.note, "pairs": pairs, "summary": summary}, indent=2) + "\n")
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
