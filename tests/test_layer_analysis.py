@@ -206,6 +206,16 @@ def test_crepe_blocks_through_a_feature_cache(tasks_dir: Path, tmp_path: Path) -
     assert f"feature cache so far: {written} hit(s), 0 miss(es), 0 written" in logs[1]
     record = json.loads((tmp_path / "first" / "cells" / SCENE / "crepe.json").read_text())
     assert [s["state"] for s in record["states"]] == list(range(5))
+    assert record["state_names"] == ["conv1", "conv2", "conv3", "conv4", "conv5"]  # the kind's description
+    report = tmp_path / "first" / "layers-fastprobe.md"
+    assert "| 0 conv1" in report.read_text() and "| 4 conv5 (last)" in report.read_text()
+    # --report-only rewrites the same reports from the cells, running nothing
+    written = report.read_text()
+    report.unlink()
+    log = io.StringIO()
+    run_layers(tasks_dir, "crepe", out=tmp_path / "first", options=options, tasks=[SCENE], report_only=True,
+               stream=log)
+    assert report.read_text() == written and "member pass" not in log.getvalue()
     features = sorted(p.relative_to(tmp_path / "first") for p in (tmp_path / "first" / "features").rglob("*.f32"))
     assert len(features) >= 5
     for path in features:

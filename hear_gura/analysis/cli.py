@@ -48,7 +48,7 @@ def cmd_layers(args: argparse.Namespace) -> None:
             model=args.model, options=options, tasks=args.tasks.split(",") if args.tasks else None,
             probe=args.probe, learned=not args.no_learned, export=args.export, device=args.device,
             batch_size=args.batch_size, seed=args.seed, keep_features=args.keep_features, config=config,
-            argv=sys.argv, feature_cache=args.feature_cache,
+            argv=sys.argv, feature_cache=args.feature_cache, report_only=args.report_only,
         )
     except KeyboardInterrupt:
         print(f"interrupted: rerun the same command to resume (finished cells are in {args.out}/cells)",
@@ -91,6 +91,8 @@ def register_layers_command(subparsers: "argparse._SubParsersAction") -> None:
                    help="keep every member's features per clip in DIR (created; shared with hear-gura evaluate "
                         "--feature-cache) and reuse them: a rerun with other members or probe settings runs no "
                         "member already there")
+    p.add_argument("--report-only", action="store_true",
+                   help="run nothing: rewrite layers-fastprobe.* from the cells finished in --out")
     p.add_argument("--keep-features", action="store_true",
                    help="keep OUT/features (every state of every clip; large for event tasks) after the probes")
     p.set_defaults(func=cmd_layers)

@@ -143,6 +143,28 @@ def score_cell(task: TaskSpec, store: StateStore, seed: int, device: str, config
     return record
 
 
+def _rewrite_reports(out: Path, tasks: Sequence[str], names: Mapping[str, Optional[Sequence[str]]],
+                     stream: TextIO) -> LayersResult:
+    """``--report-only``: the reports from the finished cells of ``names``' members on ``tasks``."""
+    from hear_gura.analysis.report import write_reports
+
+    result = LayersResult(out)
+    for task in tasks:
+        for member, state_names in names.items():
+            record = _load_json(out / "cells" / task / f"{member}.json")
+            if not isinstance(record, dict) or "states" not in record:
+                continue
+            if record.get("state_names") is None and state_names:  # cells written before names were recorded
+                record = {**record, "state_names": list(state_names)}
+            result.records[(task, member)] = record
+    if not result.records:
+        raise HearGuraError(f"--report-only: no finished cell in {out}/cells for these tasks and members")
+    result.files = write_reports(out, list(result.records.values()))
+    for path in result.files.values():
+        print(f"wrote {path}", file=stream)
+    return result
+
+
 def run_layers(
     tasks_dir: "str | Path",
     ensemble: str,
@@ -162,6 +184,7 @@ def run_layers(
     stream: Optional[TextIO] = None,
     argv: Optional[Sequence[str]] = None,
     feature_cache: Optional["str | Path"] = None,
+    report_only: bool = False,
 ) -> LayersResult:
     """Score every state of the multi-state members of ``ensemble`` on every task; write the reports.
 
@@ -184,13 +207,15 @@ def run_layers(
         config: the fast probe's hyper-parameters.
         feature_cache: a feature-cache folder (``hear-gura evaluate --feature-cache``): member
             features per clip are read from it and written to it (every state is one entry).
+        report_only: run nothing; rewrite the reports from the cells finished in ``out``
+            (those of this ensemble's analysed members on these tasks).
     Raises:
         HearGuraError / ConfigError / CheckpointError: invalid input, before any work.
     """
     import torch
 
     from hear_gura.harness.scores import discover_tasks
-    from hear_gura.identity import ensemble_identity, same_identity
+    from hear_gura.identity import describe_member, ensemble_identity, same_identity
     from hear_gura.manifest import Manifest
     from hear_gura.model import build_config_member, computation_key
     from hear_gura.registry import load_ensemble
@@ -219,7 +244,11 @@ def run_layers(
         cache = FeatureCache(Path(feature_cache).expanduser())  # refuses a folder that is not a cache, before any work
     ensemble_config = load_ensemble(ensemble).with_options(**dict(options or {}))
     chosen = analysed_members(ensemble_config, manifest, members)
+    names = {spec.name: describe_member(spec, manifest).state_names for spec in ensemble_config.members
+             if spec.name in chosen}
     task_infos = discover_tasks(tasks_dir, tasks)
+    if report_only:
+        return _rewrite_reports(Path(out), [t.folder for t in task_infos], names, stream)
     specs = {t.folder: TaskSpec.load(t.path) for t in task_infos}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -274,6 +303,7 @@ def run_layers(
             record = {"task": info.folder, "task_name": task.name, "member": member, "ensemble": ensemble,
                       "embedding_type": task.embedding_type, "metric": task.primary_metric,
                       "metrics": list(task.metrics), "num_states": chosen[member], "probe": probe,
+                      "state_names": list(names[member]) if names[member] else None,
                       "title": TITLE_TAG, "random_weights": bool(base["random_weights"]), **record,
                       "identity": {**cell_identity, "member": member}}
             save_json(out / "cells" / info.folder / f"{member}.json", record)

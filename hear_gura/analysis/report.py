@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from hear_gura.analysis.fast_probe import FILE_TAG, LOWER_IS_BETTER, TITLE_TAG
 from hear_gura.atomic import atomic_write
 
-CSV_COLUMNS = ("task", "task_name", "member", "choice", "state", "is_last", "is_best", "probe", "metric",
+CSV_COLUMNS = ("task", "task_name", "member", "choice", "state", "state_name", "is_last", "is_best", "probe", "metric",
                "test", "test_std", "valid", "folds", "weight", "random_weights")
 
 
@@ -40,6 +40,12 @@ def _number(value: Optional[float], digits: int = 4) -> str:
 
 def _sorted(records: Sequence[Mapping[str, Any]]) -> List[Mapping[str, Any]]:
     return sorted(records, key=lambda r: (r["task"], r["member"]))
+
+
+def state_label(record: Mapping[str, Any], index: int) -> str:
+    """``"6 onset"`` where the member names its states (``state_names``), else ``"6"``."""
+    names = record.get("state_names")
+    return f"{index} {names[index]}" if names and index < len(names) else str(index)
 
 
 def csv_rows(records: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
@@ -57,6 +63,8 @@ def csv_rows(records: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
                 rows.append({
                     "task": record["task"], "task_name": record["task_name"], "member": record["member"],
                     "choice": choice, "state": "" if state is None else state,
+                    "state_name": "" if state is None or not record.get("state_names") else
+                    record["state_names"][state],
                     "is_last": state == record["last_state"], "is_best": state == record["best_state"],
                     "probe": f"fast-{probe}", "metric": metric, "test": found["test"][metric],
                     "test_std": (found.get("test_std") or {}).get(metric, ""), "valid": found["valid"][metric],
@@ -102,7 +110,7 @@ def markdown(records: Sequence[Mapping[str, Any]]) -> str:
             states = r["states"]
             learned = (r.get("learned") or {}).get("linear")
             lines.append(
-                f"| {r['member']} | {r['num_states']} | {r['best_state']} | "
+                f"| {r['member']} | {r['num_states']} | {state_label(r, r['best_state'])} | "
                 f"{_number(states[r['best_state']]['linear']['test'][metric])} | "
                 f"{_number(states[r['last_state']]['linear']['test'][metric])} | "
                 f"{_number(r['mean']['linear']['test'][metric])} | "
@@ -118,7 +126,7 @@ def markdown(records: Sequence[Mapping[str, Any]]) -> str:
                 i = entry["state"]
                 mark = " (last)" if i == r["last_state"] else ""
                 mark += " (best on valid)" if i == r["best_state"] else ""
-                row = f"| {i}{mark} | {_number(entry['linear']['test'][metric])} | " \
+                row = f"| {state_label(r, i)}{mark} | {_number(entry['linear']['test'][metric])} | " \
                       f"{_number(entry['linear']['valid'][metric])} |"
                 if scene:
                     row += f" {_number(entry['knn']['test'][metric])} |"
@@ -174,7 +182,12 @@ def write_scores_png(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
                 axis.axhline(learned["test"][metric], color=colour, linestyle="-.", linewidth=1.2,
                              label=f"{r['member']} learned mix")
         arrow = "lower is better" if metric in LOWER_IS_BETTER else "higher is better"
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        named = next((r for r in cells if r.get("state_names")), None)
+        if named is not None:
+            axis.set_xticks(range(len(named["state_names"])), named["state_names"], rotation=40, ha="right",
+                            fontsize=7)
+        else:
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_title(f"{task}", fontsize=10)
         axis.set_xlabel("state (0 = input to the first layer; * = best on valid)")
         axis.set_ylabel(f"test {metric} ({arrow})")

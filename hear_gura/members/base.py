@@ -164,6 +164,8 @@ class Member(torch.nn.Module, ABC):
     random_weights: bool = False
     compute_dtype: str = "float32"
     computation_key: Optional[str] = None
+    #: A short name per state, or None where states are numbered layers (see MemberDescription).
+    state_names: Optional[Tuple[str, ...]] = None
 
     def __init__(self, name: str, normalize_waveform: bool = False) -> None:
         super().__init__()
@@ -203,6 +205,7 @@ class Member(torch.nn.Module, ABC):
             kind=self.kind, width=self.width, num_states=self.num_states, default_hop=self.default_hop,
             receptive_field=self.receptive_field, sample_rate=getattr(self, "sample_rate", 16000),
             random_weights=self.random_weights, hop_is_configurable=self.hop_is_configurable,
+            state_names=self.state_names,
         )
 
     def set_windowing(self, max_window: Optional[int], overlap: int) -> None:

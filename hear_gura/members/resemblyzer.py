@@ -79,6 +79,8 @@ HIDDEN = 256
 NUM_LAYERS = 3
 EMBEDDING = 256
 NUM_STATES = NUM_LAYERS + 1
+#: Short names of the states, in order.
+STATE_NAMES = tuple(f"lstm{i}" for i in range(1, NUM_LAYERS + 1)) + ("embedding",)
 INSTALL = "pip install --no-deps Resemblyzer==0.1.4"
 
 
@@ -165,6 +167,7 @@ class ResemblyzerMember(Member):
             kind=cls.kind, width=EMBEDDING, num_states=NUM_STATES, default_hop=HOP, receptive_field=1,
             sample_rate=SAMPLE_RATE, random_weights=False, hop_is_configurable=False,
             weights=f"Resemblyzer's pretrained.pt ({path or 'Resemblyzer not installed: ' + INSTALL})",
+            state_names=STATE_NAMES,
         )
 
     def __init__(
@@ -186,6 +189,7 @@ class ResemblyzerMember(Member):
         self.linear = torch.nn.Linear(HIDDEN, EMBEDDING)
         self._load(path)
         self.num_states = NUM_STATES
+        self.state_names = STATE_NAMES
         self.width = EMBEDDING
         self.receptive_field = 1  # any clip >= 1 sample gives 1 + N // 160 frames, as librosa does
         self.default_hop = HOP
