@@ -60,9 +60,12 @@ def test_evaluate_embeds_each_task_once_for_every_ensemble_and_grid_point(tmp_pa
     argv = ["evaluate", "--tasks-dir", str(tasks_dir), "--ensembles", "cat_wav2vec2_crepe,avg_hubert_wav2vec2",
             "--model", str(manifest), "--out", str(out), "--grid-points", "1", "--probe-grid", "faster",
             "--tasks", SCENE, "--grid", json.dumps({"fusion": ["avg", "cat_interleave"]})]
-    with counting_runs(calls), contextlib.redirect_stdout(io.StringIO()):
+    console = io.StringIO()
+    with counting_runs(calls), contextlib.redirect_stdout(console):
         run_cli(argv)
     assert calls == [f"--tasks-dir {SCENE}"] + [f"predictions {SCENE}"] * 4  # 4 variants, one member pass
+    clips = len(list((tasks_dir / SCENE).glob("16000/*/*.wav")))
+    assert f"member pass {clips}/{clips} clips (100 %)" in console.getvalue()  # the study's progress, on the console
     rows = read_csv(out / "results.csv")
     assert len(rows) == 4 and all(r["score"] for r in rows)
     summary = json.loads((out / "logs" / "study" / f"{SCENE}.embeddings.json").read_text())

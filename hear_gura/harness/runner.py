@@ -72,6 +72,8 @@ PROBES = ("heareval", "fast")
 FAST_FILE_TAG = "fastprobe"
 FAST_TITLE_TAG = "fast probe, not HEAR scores"
 LOG_TAIL_LINES = 25
+#: A runner's output line holding this marks progress: the rest of the line is shown on the console too.
+PROGRESS_PREFIX = "hear_gura progress: "
 
 
 def now_text() -> str:
@@ -115,6 +117,10 @@ def run_tool(
                 log.write(line)
                 if echo:
                     sys.stdout.write(line)
+                elif PROGRESS_PREFIX in line:  # long steps say how far they are (after any \r-bars)
+                    log.flush()
+                    sys.stdout.write("      " + line[line.rindex(PROGRESS_PREFIX) + len(PROGRESS_PREFIX):])
+                    sys.stdout.flush()
             status = process.wait()
         except BaseException:
             process.kill()

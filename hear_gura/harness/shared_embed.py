@@ -106,6 +106,7 @@ def study_task_embeddings(
     targets = []
     with tempfile.TemporaryDirectory(prefix="hear_gura_study_") as spool_dir:
         spool = _Spool(Path(spool_dir), len(variants))
+        progress = _Progress(sum(1 for _ in task_path.glob("16000/*/*.wav")))
 
         class VariantModule:
             """Stands in for the HEAR module inside heareval's Embedding, for one variant."""
@@ -127,6 +128,7 @@ def study_task_embeddings(
                     outputs = [[s] for s in study.scene_embeddings(audio)]
                 else:
                     outputs = [list(pair) for pair in study.timestamp_embeddings(audio)]
+                progress.advance(audio.shape[0])
                 for k, arrays in enumerate(outputs[1:], start=1):
                     spool.put(k, fingerprint, [a.detach().cpu().numpy() for a in arrays])
                 return outputs[0]
@@ -159,6 +161,33 @@ def study_task_embeddings(
     print(f"{len(variants)} variant(s) from {len(study.networks)} distinct member(s): "
           f"{summary['member_passes_total']} member forward pass(es)")
     return targets
+
+
+class _Progress:
+    """Prints ``hear_gura progress: N/TOTAL clips (P %), elapsed, about T left`` at most every ``every`` s
+    (the harness shows such lines on the console: :data:`hear_gura.harness.runner.PROGRESS_PREFIX`)."""
+
+    def __init__(self, total: int, every: float = 30.0) -> None:
+        self.total, self.every, self.done = max(total, 1), every, 0
+        self.start = self.said = time.perf_counter()
+
+    def advance(self, clips: int) -> None:
+        from hear_gura.harness.runner import PROGRESS_PREFIX
+
+        self.done += clips
+        now = time.perf_counter()
+        if now - self.said < self.every and self.done < self.total:
+            return
+        self.said = now
+        elapsed = now - self.start
+        left = elapsed * (self.total - self.done) / self.done if self.done < self.total else 0.0
+        print(f"{PROGRESS_PREFIX}member pass {self.done:,}/{self.total:,} clips ({100 * self.done / self.total:.0f} %), "
+              f"{_minutes(elapsed)}, about {_minutes(left)} left", flush=True)
+
+
+def _minutes(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
