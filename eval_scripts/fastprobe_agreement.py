@@ -21,7 +21,13 @@ Run it after both probes have finished, e.g.::
     python eval_scripts/fastprobe_agreement.py R [R2 ...] --json eval_scripts/fastprobe-agreement.json
 
 Probe seconds are wall-clock times from the cells (``predict_seconds``); when the
-runs shared the machine with other work, say so with ``--note``.
+runs shared the machine with other work, say so with ``--note``. Cells written
+before the harness ran the fast probe in its own process (each cell then paid a
+Python start and its imports, about 15 s) can be re-timed with ``--rerun-fast``:
+every paired cell's fast probe runs again here, in one process, on the cell's
+own embedding folder and seed; its score must equal the cell's (else the script
+fails), and ``fast_seconds_in_process`` and its speed-up are reported beside
+the cell's. The one-time imports are timed apart (``import_seconds``).
 """
 
 from __future__ import annotations
@@ -90,9 +96,34 @@ def paired_cells(outs: Sequence[Path]) -> List[Dict[str, Any]]:
                 "variant": hear["variant"], "task": hear["task"], "family": family(hear), "metric": hear["metric"],
                 "heareval": hear["score"], "fast": fast["score"],
                 "heareval_seconds": hear.get("predict_seconds"), "fast_seconds": fast.get("predict_seconds"),
-                "out": str(out),
+                "out": str(out), "embedding_dir": fast.get("embedding_dir"), "fast_seed": (fast.get("seeds") or [42])[0],
             }
     return sorted(pairs.values(), key=lambda p: (p["family"], p["task"], p["variant"]))
+
+
+def rerun_fast(pairs: Sequence[Dict[str, Any]]) -> float:
+    """Re-time every pair's fast probe in this process (adds ``fast_seconds_in_process``); returns import seconds.
+
+    Raises:
+        SystemExit: a rerun's score differs from the cell's.
+    """
+    import time
+
+    start = time.perf_counter()
+    import torch  # noqa: F401 - timed: paid once per evaluate
+    import heareval.score  # noqa: F401
+    from hear_gura.analysis.fast_probe import score_embedding_folder
+
+    torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])  # its first call imports torch._dynamo
+    imports = time.perf_counter() - start
+    for p in pairs:
+        start = time.perf_counter()
+        result = score_embedding_folder(p["embedding_dir"], seed=p["fast_seed"])
+        p["fast_seconds_in_process"] = round(time.perf_counter() - start, 2)
+        if result["test"][p["metric"]] != p["fast"]:
+            raise SystemExit(f"{p['variant']} x {p['task']}: rerun gives {result['test'][p['metric']]}, "
+                             f"the cell {p['fast']}: not the same fast probe")
+    return imports
 
 
 def summarise(pairs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
@@ -109,6 +140,8 @@ def summarise(pairs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
                               "spearman": spearman([p["heareval"] for p in rows], [p["fast"] for p in rows])}
         speedups = [p["heareval_seconds"] / p["fast_seconds"] for p in cells
                     if p.get("heareval_seconds") and p.get("fast_seconds")]
+        in_process = [p["heareval_seconds"] / p["fast_seconds_in_process"] for p in cells
+                      if p.get("heareval_seconds") and p.get("fast_seconds_in_process")]
         defined = [t["spearman"] for t in per_task.values() if t["spearman"] is not None]
         result[name] = {
             "cells": len(cells),
@@ -118,6 +151,9 @@ def summarise(pairs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
             "speedup_median": statistics.median(speedups) if speedups else None,
             "speedup_min": min(speedups) if speedups else None,
             "speedup_max": max(speedups) if speedups else None,
+            "speedup_in_process_median": statistics.median(in_process) if in_process else None,
+            "speedup_in_process_min": min(in_process) if in_process else None,
+            "speedup_in_process_max": max(in_process) if in_process else None,
         }
     return result
 
@@ -127,6 +163,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("outs", nargs="+", type=Path, help="hear-gura evaluate output folders")
     parser.add_argument("--json", type=Path, help="write the pairs and the summary here")
     parser.add_argument("--note", default="", help="how the machine was loaded while the probes ran")
+    parser.add_argument("--rerun-fast", action="store_true",
+                        help="re-time each pair's fast probe in this one process (its score must equal the cell's)")
     args = parser.parse_args(argv)
     for out in args.outs:
         if not (out / "cells").is_dir():
@@ -134,19 +172,25 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     pairs = paired_cells(args.outs)
     if not pairs:
         sys.exit("no cell was scored with both probes: run hear-gura evaluate with --probe fast on the same --out")
+    imports = rerun_fast(pairs) if args.rerun_fast else None
     summary = summarise(pairs)
     for p in pairs:
         speed = (f"{p['heareval_seconds'] / p['fast_seconds']:6.1f}x"
                  if p.get("heareval_seconds") and p.get("fast_seconds") else "    n/a")
+        if p.get("fast_seconds_in_process"):
+            speed += f" (in process {p['heareval_seconds'] / p['fast_seconds_in_process']:.1f}x)"
         print(f"{p['family']:6s} {p['task']:30s} {p['variant']:32s} heareval {p['heareval']:.3f}  "
               f"fast {p['fast']:.3f}  {speed}")
     for name, s in summary.items():
         pooled = "n/a" if s["spearman_pooled"] is None else f"{s['spearman_pooled']:.3f}"
         mean = "n/a" if s["spearman_per_task_mean"] is None else f"{s['spearman_per_task_mean']:.3f}"
         speed = "n/a" if s["speedup_median"] is None else f"{s['speedup_median']:.1f}x (min {s['speedup_min']:.1f}x)"
+        if s["speedup_in_process_median"] is not None:
+            speed += f"; in process {s['speedup_in_process_median']:.1f}x (min {s['speedup_in_process_min']:.1f}x)"
         print(f"{name}: {s['cells']} cells, Spearman pooled {pooled}, per task mean {mean}, speed-up median {speed}")
     if args.json:
-        args.json.write_text(json.dumps({"note": args.note, "pairs": pairs, "summary": summary}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"note": args.note, "import_seconds": imports, "pairs": pairs,
+                                         "summary": summary}, indent=2) + "\n")
         print(f"wrote {args.json}")
 
 

@@ -173,7 +173,8 @@ def test_fast_probe_cells_and_reports_are_separate_and_never_called_hear_scores(
     with pytest.raises(HearGuraError, match="only heareval's probe keeps"):
         evaluate(out, tasks_dir, "--probe", "fast", "--per-class", SCENE)
     calls, stdout = evaluate(out, tasks_dir, "--probe", "fast")
-    assert calls == [f"fastprobe {SCENE}"]  # the embeddings are shared with heareval's cells
+    assert calls == []  # no embedding step (shared with heareval's cells), and the fast probe runs in process
+    assert "(in process) fast probe" in (out / "logs" / "fbank" / f"{SCENE}.fastprobe.log").read_text()
     assert "fast probe, not HEAR scores" in stdout
     assert {p: p.stat().st_mtime_ns for p in heareval_files} == heareval_files
     record = json.loads((walk["cell"] / f"{SCENE}.fastprobe.json").read_text())

@@ -72,7 +72,8 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
         "evaluate",
         help="run heareval (embeddings + MLP probe) for ensembles x option grid x tasks; results.{csv,md,png}",
         description="Evaluate ensembles on HEAR 2021-format tasks with heareval's own embedding and prediction "
-                    "runners, one isolated subprocess per step and cell, resumably.",
+                    "runners, one isolated subprocess per step and cell (the --probe fast probe runs in this "
+                    "process), resumably.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -89,6 +89,50 @@ def load_json(path: Path) -> Optional[Any]:
         return None
 
 
+def run_fast_in_process(embedding_dir: Path, seeds: Sequence[int], keep: Path, device: str, log_path: Path,
+                        echo: bool = False) -> Tuple[int, float]:
+    """The fast probe's runs in THIS process (no subprocess: it holds no global state, and its imports,
+    torch and heareval's metric code, are paid once per ``evaluate`` instead of once per cell).
+
+    Output goes to ``log_path`` as a subprocess's would; an exception is logged and gives status 1.
+    Returns (exit status, wall-clock seconds).
+    """
+    import contextlib
+    import traceback
+
+    from hear_gura.harness.probe_run import run_fast
+
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with open(log_path, "w", encoding="utf-8", errors="replace") as log:
+        log.write(f"$ (in process) fast probe {embedding_dir} --seeds {','.join(map(str, seeds))} --keep {keep}\n")
+        log.flush()
+        stream = _Tee(log, sys.stdout) if echo else log
+        with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+            try:
+                status = run_fast(embedding_dir, seeds, keep, device)
+            except Exception:  # noqa: BLE001 - reported like a failed subprocess: the log holds the traceback
+                traceback.print_exc()
+                status = 1
+    return status, time.perf_counter() - start
+
+
+class _Tee:
+    """Writes to several text streams."""
+
+    def __init__(self, *streams: TextIO) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
 def run_tool(
     args: Sequence[str], log_path: Path, cwd: Path, echo: bool = False, module: str = "hear_gura.heareval_compat"
 ) -> Tuple[int, float]:
@@ -534,7 +578,8 @@ class CellRunner:
 
     def _probe_runs(self, cell: Cell, embedding_dir: Path, seeds: Sequence[int], runs: Dict[int, Dict[str, Any]],
                     outcome: CellOutcome, context: Mapping[str, Any]) -> bool:
-        """Run the probe once per missing seed (one subprocess); add each finished run to ``runs``.
+        """Run the probe once per missing seed (heareval's: one subprocess; the fast probe: in this
+        process, :func:`run_fast_in_process`); add each finished run to ``runs``.
 
         Runs that finished are recorded even if a later one fails or the
         process is interrupted (the result is saved as incomplete), so a rerun
@@ -555,8 +600,12 @@ class CellRunner:
         what = "heareval's prediction runner" if cell.probe == "heareval" else "the fast probe"
         status, problem, wall = None, "", None
         try:
-            status, wall = run_tool(args, log, cwd=cell.out.resolve(), echo=self.echo,
-                                    module="hear_gura.harness.probe_run")
+            if cell.probe == "heareval":  # heareval's runner: an isolated subprocess
+                status, wall = run_tool(args, log, cwd=cell.out.resolve(), echo=self.echo,
+                                        module="hear_gura.harness.probe_run")
+            else:
+                status, wall = run_fast_in_process(embedding_dir.resolve(), seeds, cell.runs_dir.resolve(),
+                                                   self.settings.device, log, self.echo)
         finally:  # also on Ctrl-C: keep every run that finished
             new = []
             for seed in seeds:
