@@ -341,6 +341,169 @@ def full_findings(root: Path) -> str:
     ]) + "\n"
 
 
+REAL = f"{EVAL}/results-real"
+ONSET_TASKS = ("maestro_like_onset", "dcase_like_events")
+SPEECH_TASKS = ("speaker_id", "prosody", "language_id", "kws")
+SPEECH_PITCH_FUSION = ("resemblyzer_crepe_basic_pitch", ("resemblyzer", "crepe", "basic_pitch"))
+ONSET_FUSIONS = ("crepe_basic_pitch", "fbank_crepe_basic_pitch")
+
+
+def real_scores(root: Path) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float]]:
+    """``(results-real scores, results-full scores)`` by (variant, task name)."""
+    real = {k: float(r["score"]) for k, r in cells(load_csv(root, f"{REAL}/results.csv")).items() if r["score"]}
+    full = {k: float(r["score"]) for k, r in cells(load_csv(root, f"{EVAL}/results-full/results.csv")).items()
+            if r["score"]}
+    return real, full
+
+
+def fusion_members(root: Path, fusion: str) -> list[str]:
+    """The member names of an ensemble file (``ensembles/<fusion>.json``); fbank's s3prl member is ``fbank``."""
+    data = load_json(root, f"ensembles/{fusion}.json")
+    return [m["name"] for m in data["members"]]
+
+
+def real_members(root: Path) -> str:
+    """The real-member table, each fusion against its best member, and issue 12's two targets (from the cells)."""
+    real, full = real_scores(root)
+    provenance = load_json(root, f"{REAL}/provenance.json")
+
+    def score(variant: str, task: str) -> tuple[float | None, str]:
+        if (variant, task) in real:
+            return real[(variant, task)], ""
+        if variant in ("fbank", "crepe") and (variant, task) in full:
+            return full[(variant, task)], "‡"
+        return None, ""
+
+    def shown(variant: str, task: str) -> str:
+        value, mark = score(variant, task)
+        return "n/a" if value is None else f"{value:.3f}{mark}"
+
+    lines = [md_table(root, f"{REAL}/results.md"), ""]
+    lines.append(f"Cells: heareval's probe, grid `fast`, 2 grid points, one seed (42), on {provenance['machine']}; "
+                 f"{provenance['load']} n/a: not run ({provenance['not_run']}).")
+    same = [(v, t) for v, t in real if (v, t) in full]
+    if same:
+        lines += ["", "Against `eval_scripts/results-full` (code of 2026-11-24, run with 2 threads): "
+                  + ", ".join(f"{v} on {t} {real[(v, t)]:.3f} here, {full[(v, t)]:.3f} there" for v, t in sorted(same))
+                  + ". ‡ below: a cell taken from `results-full` where this study did not run it."]
+    tasks = sorted({t for _, t in real})
+    lines += ["", "Each fusion against its best member on the same task (heareval's probe):", "",
+              "| fusion | task | fusion | best member | difference |", "|---|---|---:|---|---:|"]
+    for fusion in ONSET_FUSIONS + (SPEECH_PITCH_FUSION[0],):
+        members = fusion_members(root, fusion)
+        for task in tasks:
+            if (fusion, task) not in real:
+                continue
+            scored = [(score(m, task)[0], m) for m in members if score(m, task)[0] is not None]
+            if len(scored) < len(members):
+                missing = [m for m in members if score(m, task)[0] is None]
+                lines.append(f"| {fusion} | {task} | {real[(fusion, task)]:.3f} | n/a ({', '.join(missing)} not run) "
+                             "| n/a |")
+                continue
+            best, name = max(scored)
+            mark = score(name, task)[1]
+            lines.append(f"| {fusion} | {task} | {real[(fusion, task)]:.3f} | {name} {best:.3f}{mark} | "
+                         f"{real[(fusion, task)] - best:+.3f} |")
+    lines += ["", "**Onset target**: a fusion of real members above fbank and CREPE on both onset tasks while "
+              "keeping nsynth at least 0.95:", "",
+              "| fusion | " + " | ".join(f"{t}: fusion / fbank / crepe" for t in ONSET_TASKS)
+              + " | nsynth_like_pitch | target |", "|---|" + "---|" * (len(ONSET_TASKS) + 2)]
+    for fusion in ONSET_FUSIONS:
+        verdicts, row = [], f"| {fusion} |"
+        for task in ONSET_TASKS:
+            values = [score(v, task)[0] for v in (fusion, "fbank", "crepe")]
+            row += f" {shown(fusion, task)} / {shown('fbank', task)} / {shown('crepe', task)} |"
+            verdicts.append(None if None in values else values[0] > max(values[1:]))
+        pitch = score(fusion, "nsynth_like_pitch")[0]
+        row += f" {shown(fusion, 'nsynth_like_pitch')} |"
+        verdicts.append(None if pitch is None else pitch >= 0.95)
+        met = sum(v is True for v in verdicts)
+        verdict = ("not met" if False in verdicts else
+                   f"{met} of {len(verdicts)} met, the rest unmeasured" if None in verdicts else "**met**")
+        lines.append(row + f" {verdict} |")
+    fusion, members = SPEECH_PITCH_FUSION
+    wanted = SPEECH_TASKS + ("nsynth_like_pitch",)
+    lines += ["", f"**Speech + pitch target**: {fusion} above each of its members on the speech tasks and on "
+              "pitch at once:", "",
+              "| task | " + " | ".join((fusion,) + members) + " | fusion above every member |",
+              "|---|" + "---:|" * (len(members) + 1) + "---|"]
+    verdicts = []
+    for task in wanted:
+        if (fusion, task) not in real:
+            continue
+        values = [score(v, task)[0] for v in (fusion,) + members]
+        above = None if None in values else values[0] > max(values[1:])
+        verdicts.append(above)
+        lines.append(f"| {task} | " + " | ".join(shown(v, task) for v in (fusion,) + members)
+                     + f" | {'n/a' if above is None else ('yes' if above else 'no')} |")
+    missing = [t for t in wanted if (fusion, t) not in real]
+    verdict = ("not met" if False in verdicts else "unmeasured" if None in verdicts or missing else "met")
+    lines += ["", f"Target: **{verdict}**" + (f" (not run: {', '.join(missing)})." if missing else ".")]
+    return "\n".join(lines) + "\n"
+
+
+def member_scales(root: Path) -> str:
+    """Each real member's share of a concatenation's variance (eval_scripts/member_scales.py)."""
+    data = load_json(root, f"{EVAL}/member-scales.json")
+    out = ["| member | width | spread across clips (per feature) | mean abs value | clip L2 norm "
+           "| share of the concatenation's variance |", "|---|---:|---:|---:|---:|---:|"]
+    for name, m in data["members"].items():
+        out.append(f"| {name} | {m['width']} | {m['spread']:.4f} | {m['mean_abs']:.4f} | {m['l2']:.2f} | "
+                   f"{100 * m['share_of_variance']:.1f} % |")
+    out += ["", f"Measured on the first {data['clips']} clips of `{data['task']}` "
+            "(`python eval_scripts/member_scales.py --tasks-dir tasks_full --task "
+            f"{data['task']} --json eval_scripts/member-scales.json`)."]
+    return "\n".join(out) + "\n"
+
+
+LAYERS = f"{EVAL}/layers-real"
+
+
+def layers_real(root: Path) -> str:
+    """Per analysed member and task: the fast probe's test score of every state, best / last / mean / learned."""
+    folder = root / LAYERS
+    files = sorted(folder.glob("*/layers-fastprobe.csv")) if folder.is_dir() else []
+    if not files:
+        raise FiguresError(f"{LAYERS}/*/layers-fastprobe.csv is missing: the README's figures are rendered from it")
+    out = ["| member | task (metric) | test score per state (fast probe, linear) | best on valid | last | mean "
+           "| learned mix | largest learned weights |", "|---|---|---|---|---:|---:|---:|---|"]
+    for path in files:
+        rows = [r for r in load_csv(root, str(path.relative_to(root))) if r["probe"] == "fast-linear"]
+        for key in sorted({(r["member"], r["task_name"]) for r in rows}):
+            cell = [r for r in rows if (r["member"], r["task_name"]) == key]
+            states = [r for r in cell if r["state"] != ""]
+            by_choice = {r["choice"]: r for r in cell}
+            names = [r["state_name"] or r["state"] for r in states]
+            scores = " · ".join(f"{n} {float(r['test']):.3f}" for n, r in zip(names, states))
+            best = next(n for n, r in zip(names, states) if r["is_best"] == "True")
+            last = next(r for r in states if r["is_last"] == "True")
+            learned = by_choice.get("learned")
+            weights = sorted(((float(r["weight"]), n) for n, r in zip(names, states) if r["weight"]), reverse=True)
+            top = ", ".join(f"{n} {w:.2f}" for w, n in weights[:3]) if weights else "n/a"
+            out.append(f"| {key[0]} ({path.parent.name}) | {key[1]} ({states[0]['metric']}) | {scores} | {best} | "
+                       f"{float(last['test']):.3f} | {float(by_choice['mean']['test']):.3f} | "
+                       f"{float(learned['test']):.3f} | {top} |" if learned else
+                       f"| {key[0]} ({path.parent.name}) | {key[1]} ({states[0]['metric']}) | {scores} | {best} | "
+                       f"{float(last['test']):.3f} | {float(by_choice['mean']['test']):.3f} | n/a | {top} |")
+    return "\n".join(out) + "\n"
+
+
+def fastprobe_agreement(root: Path) -> str:
+    """The fast probe against heareval's on the cells scored with both (eval_scripts/fastprobe_agreement.py)."""
+    data = load_json(root, f"{EVAL}/fastprobe-agreement.json")
+    out = ["| family | cells | Spearman (all pairs) | Spearman per task (tasks with 3+ variants) | "
+           "speed-up per cell: median (min-max) |", "|---|---:|---:|---|---|"]
+    for name, s in data["summary"].items():
+        pooled = "n/a" if s["spearman_pooled"] is None else f"{s['spearman_pooled']:.2f}"
+        per_task = ", ".join(f"{t.split('-v1')[0]} {v['spearman']:.2f} ({v['variants']})"
+                             for t, v in s["spearman_per_task"].items() if v["spearman"] is not None) or "n/a"
+        speed = ("n/a" if s["speedup_median"] is None else
+                 f"{s['speedup_median']:.0f}x ({s['speedup_min']:.0f}x-{s['speedup_max']:.0f}x)")
+        out.append(f"| {name} | {s['cells']} | {pooled} | {per_task} | {speed} |")
+    out += ["", f"Measured: {data['note']}"]
+    return "\n".join(out) + "\n"
+
+
 def identity_cost(root: Path) -> str:
     data = load_json(root, f"{EVAL}/identity-cost.json")
     runs = data["runs"]
@@ -429,6 +592,10 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "demo-ci": demo_ci,
     "full-suite": full_suite,
     "full-findings": full_findings,
+    "real-members": real_members,
+    "layers-real": layers_real,
+    "member-scales": member_scales,
+    "fastprobe-agreement": fastprobe_agreement,
 }
 """Block name -> renderer (the files each reads are named in it)."""
 
