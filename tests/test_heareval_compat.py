@@ -146,11 +146,13 @@ def test_long_option_slugs_are_cut_and_hashed_short_ones_unchanged():
     def mix(seed):
         return {"layers": {"hubert": {"weights": [(seed + i) / 1000 + 1 / 3 for i in range(49)]}}}
 
+    slugify = getattr(slugify, "__wrapped__", slugify)  # heareval may be imported here already (fix 4 on)
     unpatched = "hear_gura.hubert-layers=" + slugify(str(mix(0)["layers"]))
     assert len(unpatched) > 900
     names = {heareval_folder_name("hear_gura.hubert", mix(seed)) for seed in range(5)}
     assert len(names) == 5 and all(len(n) <= 255 for n in names)
-    assert all(n.startswith(unpatched[: len("hear_gura.hubert-layers=") + 40]) for n in [names.pop()])
+    first = heareval_folder_name("hear_gura.hubert", mix(0))
+    assert first.startswith(unpatched[: len("hear_gura.hubert-layers=") + 40])  # the slug's start is kept
     assert heareval_folder_name("hear_gura.fusion_cat", {"fusion": "avg", "layers": "last"}) == (
         "hear_gura.fusion_cat-fusion=avg-layers=last")
     assert short_slug("a" * MAX_OPTION_SLUG) == "a" * MAX_OPTION_SLUG

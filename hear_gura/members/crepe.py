@@ -223,7 +223,8 @@ class CrepeMember(Member):
         out = wav.new_empty(wanted - skipped, batch * per_clip, self.width)
         for first in range(0, batch * per_clip, self.batch_frames):
             count = min(self.batch_frames, batch * per_clip - first)
-            blocks = self.net.blocks(normalised_windows(views, first, count), wanted, skipped)
+            windows = normalised_windows(views, first, count)
+            blocks = [self.net(windows)] if self.num_states == 1 else self.net.blocks(windows, wanted, skipped)
             for index, block in enumerate(blocks):
                 out[index, first : first + count] = block
         for state in out:
