@@ -60,16 +60,16 @@ def _load_json(path: Path) -> Optional[Any]:
         return None
 
 
-def analysed_members(config: Any, manifest: Any, only: Optional[Sequence[str]]) -> Dict[str, int]:
+def analysed_members(config: Any, descriptions: Mapping[str, Any], only: Optional[Sequence[str]]) -> Dict[str, int]:
     """Member name -> number of states, for the multi-state members to analyse (no weights loaded).
 
+    Args:
+        descriptions: member name -> its :class:`~hear_gura.members.registry.MemberDescription`.
     Raises:
         HearGuraError: ``only`` names a member the ensemble lacks or one with a single state,
             or no member has more than one state.
     """
-    from hear_gura.identity import describe_member
-
-    states = {spec.name: describe_member(spec, manifest).num_states for spec in config.members}
+    states = {spec.name: descriptions[spec.name].num_states for spec in config.members}
     if only:
         unknown = [m for m in only if m not in states]
         if unknown:
@@ -243,9 +243,9 @@ def run_layers(
 
         cache = FeatureCache(Path(feature_cache).expanduser())  # refuses a folder that is not a cache, before any work
     ensemble_config = load_ensemble(ensemble).with_options(**dict(options or {}))
-    chosen = analysed_members(ensemble_config, manifest, members)
-    names = {spec.name: describe_member(spec, manifest).state_names for spec in ensemble_config.members
-             if spec.name in chosen}
+    descriptions = {spec.name: describe_member(spec, manifest) for spec in ensemble_config.members}
+    chosen = analysed_members(ensemble_config, descriptions, members)
+    names = {name: descriptions[name].state_names for name in chosen}
     task_infos = discover_tasks(tasks_dir, tasks)
     if report_only:
         return _rewrite_reports(Path(out), [t.folder for t in task_infos], names, stream)
