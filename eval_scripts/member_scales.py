@@ -1,19 +1,18 @@
-"""How large each real member's features are, as heareval's probe sees them in a concatenation.
+"""How large each member's features are in a concatenation, and the ``member_scale`` option that balances them.
 
 heareval's probe standardises nothing by default (``embedding_norm`` is the
-identity in its grids), so in a ``cat_block`` fusion a member whose values vary
-more from clip to clip weighs more in the probe's first layer. This measures,
-per member (its ensemble's state, scene embedding = mean over frames), on the
-first clips of a task folder:
+identity in its grids), so in a concatenation a member whose values vary more
+from clip to clip weighs more in the probe's first layer. For every member of an
+ensemble this measures, on clips of one task folder (evenly spaced over its
+sorted clips), the spread across clips of its block of the scene embedding, the
+block's share of the concatenation's variance, and the factor ``1 / spread``
+(:func:`hear_gura.member_scale.measure_member_scales`). ``--export`` writes the
+factors as ``--model-options`` JSON (``{"member_scale": {...}}``) to paste into
+an ensemble file. Measure on a task you do not score with the result.
 
-- ``spread``: the standard deviation across clips of each feature, averaged over features;
-- ``mean_abs``: the mean absolute value of the frame features;
-- ``l2``: the mean L2 norm of the clip embeddings;
-- ``share_of_variance``: the member's share of the concatenation's total variance
-  across clips (width x spread^2, normalised over the members).
-
-    python eval_scripts/member_scales.py --tasks-dir tasks_full --task speaker_id-v1-full \
-        --json eval_scripts/member-scales.json
+    python eval_scripts/member_scales.py --tasks-dir tasks_full --task language_id-v1-full \
+        --ensemble resemblyzer_crepe_basic_pitch --clips 96 \
+        --json eval_scripts/member-scales.json --export member_scale.json
 """
 
 from __future__ import annotations
@@ -21,60 +20,56 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
+import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
-
-#: Members of ``resemblyzer_crepe_basic_pitch`` as its ensemble file declares them, and their hops.
-MEMBERS = (("crepe", {"model": "full"}, 4000), ("basic_pitch", {"states": "outputs"}, None),
-           ("resemblyzer", {}, None))
+from typing import List, Optional, Sequence
 
 
-def measure(files: Sequence[Path]) -> Dict[str, Any]:
-    """Per member: spread, mean_abs, l2 and share_of_variance on these clips (16 kHz wav files)."""
-    import soundfile as sf
-    import torch
-
-    from hear_gura.manifest import Manifest
-    from hear_gura.members.base import MemberSpec, build_member
-
-    clips = [torch.from_numpy(sf.read(str(f), dtype="float32")[0]) for f in files]
-    if len({c.shape[0] for c in clips}) != 1:
-        raise SystemExit("clips of different lengths: pick a task with fixed-length clips")
-    audio = torch.stack(clips)
-    out: Dict[str, Any] = {}
-    for kind, params, hop in MEMBERS:
-        member = build_member(MemberSpec(kind, kind, params), Manifest(), False).eval()
-        with torch.no_grad():
-            frames = list(member.states(audio, member.num_states - 1, hop))[-1]
-        pooled = frames.mean(dim=1)
-        spread = pooled.std(dim=0)
-        out[kind] = {"width": int(frames.shape[-1]), "spread": float(spread.mean()),
-                     "mean_abs": float(frames.abs().mean()), "l2": float(pooled.norm(dim=-1).mean()),
-                     "variance": float((spread ** 2).sum())}
-    total = sum(m["variance"] for m in out.values())
-    for m in out.values():
-        m["share_of_variance"] = m.pop("variance") / total
-    return out
+def evenly_spaced(files: Sequence[Path], count: int) -> List[Path]:
+    """``count`` of ``files`` spread evenly over the list (all of them when there are fewer)."""
+    if len(files) <= count:
+        return list(files)
+    return [files[round(i * (len(files) - 1) / (count - 1))] for i in range(count)] if count > 1 else [files[0]]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks-dir", type=Path, required=True)
-    parser.add_argument("--task", required=True, help="a task folder name")
-    parser.add_argument("--clips", type=int, default=48, help="clips to measure (the first, sorted by path)")
-    parser.add_argument("--json", type=Path, help="write the result here")
+    parser.add_argument("--task", required=True, help="a task folder name (its 16000/ clips are read)")
+    parser.add_argument("--ensemble", required=True, help="a named ensemble or an ensemble file")
+    parser.add_argument("--options", default="{}", help="--model-options JSON applied to the ensemble")
+    parser.add_argument("--clips", type=int, default=96, help="clips to measure, evenly spaced over the sorted clips")
+    parser.add_argument("--json", type=Path, help="write the measurement here")
+    parser.add_argument("--export", type=Path, help='write {"member_scale": {...}} here (--model-options JSON)')
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    files: List[Path] = sorted((args.tasks_dir / args.task / "16000").glob("*/*.wav"))[: args.clips]
+    import soundfile as sf
+    import torch
+
+    from hear_gura.member_scale import measure_member_scales
+    from hear_gura.registry import load_ensemble
+
+    config = load_ensemble(args.ensemble).with_options(**json.loads(args.options))  # bad options fail before reading
+    folder = args.tasks_dir / args.task / "16000"
+    files = evenly_spaced(sorted(folder.glob("*/*.wav")), args.clips)
     if len(files) < 2:
-        raise SystemExit(f"{args.tasks_dir / args.task}: fewer than 2 clips under 16000/")
-    result = {"task": args.task, "clips": len(files), "members": measure(files)}
-    for name, m in result["members"].items():
-        print(f"{name:12s} width {m['width']:5d}  spread {m['spread']:.4f}  mean |x| {m['mean_abs']:.4f}  "
-              f"L2 {m['l2']:.3f}  share of variance {m['share_of_variance']:.3f}")
+        raise SystemExit(f"{folder}: fewer than 2 clips")
+    clips = [torch.from_numpy(sf.read(str(f), dtype="float32")[0]) for f in files]
+    started = time.perf_counter()
+    members = measure_member_scales(
+        config, clips, progress=lambda done, total: print(f"  {done}/{total} clips", file=sys.stderr, flush=True))
+    result = {"task": args.task, "ensemble": config.name, "clips": len(files), "seconds": round(time.perf_counter() - started, 1),
+              "members": members}
+    for name, m in members.items():
+        print(f"{name:12s} width {m['width']:5d}  spread {m['spread']:.4f}  "
+              f"share of variance {m['share_of_variance']:.4f}  factor {m['factor']}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.json}")
+    if args.export:
+        args.export.write_text(json.dumps({"member_scale": {n: m["factor"] for n, m in members.items()}}, indent=2) + "\n")
+        print(f"wrote {args.export}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import argparse
 import csv
 import difflib
 import json
+import math
 import re
 import sys
 from collections.abc import Callable
@@ -443,20 +444,66 @@ def real_members(root: Path) -> str:
 
 
 def member_scales(root: Path) -> str:
-    """Each real member's share of a concatenation's variance (eval_scripts/member_scales.py)."""
+    """Each real member's spread and share of a concatenation's variance, and its factor (member_scales.py)."""
     data = load_json(root, f"{EVAL}/member-scales.json")
-    out = ["| member | width | spread across clips (per feature) | mean abs value | clip L2 norm "
-           "| share of the concatenation's variance |", "|---|---:|---:|---:|---:|---:|"]
+    out = ["| member | width | spread across clips (RMS over features) | share of the concatenation's variance "
+           "| `member_scale` factor (1 / spread) |", "|---|---:|---:|---:|---:|"]
     for name, m in data["members"].items():
-        out.append(f"| {name} | {m['width']} | {m['spread']:.4f} | {m['mean_abs']:.4f} | {m['l2']:.2f} | "
-                   f"{100 * m['share_of_variance']:.1f} % |")
-    out += ["", f"Measured on the first {data['clips']} clips of `{data['task']}` "
-            "(`python eval_scripts/member_scales.py --tasks-dir tasks_full --task "
-            f"{data['task']} --json eval_scripts/member-scales.json`)."]
+        out.append(f"| {name} | {m['width']} | {m['spread']:.4f} | {100 * m['share_of_variance']:.1f} % | "
+                   f"{m['factor']:g} |")
+    out += ["", f"Measured on {data['clips']} clips of `{data['task']}`, evenly spaced over its sorted clips "
+            f"(`python eval_scripts/member_scales.py --tasks-dir tasks_full --task {data['task']} --ensemble "
+            f"{data['ensemble']} --clips {data['clips']} --json eval_scripts/member-scales.json`)."]
     return "\n".join(out) + "\n"
 
 
+SCALED = f"{EVAL}/results-real-scaled"
+
+
+def scaled_fusion(root: Path) -> str:
+    """The speech + pitch fusion with ``member_scale`` against itself unscaled and its members (heareval's probe)."""
+    real, _ = real_scores(root)
+    here = {k: float(r["score"]) for k, r in cells(load_csv(root, f"{SCALED}/results.csv")).items() if r["score"]}
+    provenance = load_json(root, f"{SCALED}/provenance.json")
+    fusion, members = SPEECH_PITCH_FUSION
+    scaled = f"{fusion}_scaled"
+    tasks = [t for t in SPEECH_TASKS + ("nsynth_like_pitch",) if (scaled, t) in here or (fusion, t) in real]
+
+    def shown(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    def member(name: str, task: str) -> float | None:  # results-real's cell, else one measured here
+        return real.get((name, task), here.get((name, task)))
+
+    lines = ["| task | scaled | unscaled (results-real) | unscaled, rerun here | "
+             + " | ".join(members) + " | fbank (floor) | scaled above every member |",
+             "|---|---:|---:|---:|" + "---:|" * (len(members) + 1) + "---|"]
+    verdicts = []
+    for task in tasks:
+        value = here.get((scaled, task))
+        member_values = [member(m, task) for m in members]
+        above = None if value is None or None in member_values else value > max(member_values)
+        verdicts.append(above)
+        lines.append(f"| {task} | {shown(value)} | {shown(real.get((fusion, task)))} | "
+                     f"{shown(here.get((fusion, task)))} | " + " | ".join(map(shown, member_values))
+                     + f" | {shown(member('fbank', task))} | "
+                     + ("n/a" if above is None else ("yes" if above else "no")) + " |")
+    missing = [t for t in SPEECH_TASKS + ("nsynth_like_pitch",) if here.get((scaled, t)) is None]
+    verdict = "not met" if False in verdicts else "unmeasured" if missing else "met"
+    lines += ["", f"Speech + pitch target with the scaled fusion: **{verdict}**"
+              + (f" (not run: {', '.join(missing)})." if missing else "."),
+              "", f"Cells: {provenance['what']} {provenance['load']} Commands: `eval_scripts/results-real-scaled/"
+              "provenance.json`; members' scores from `results-real` where it has them, else from these cells."]
+    return "\n".join(lines) + "\n"
+
+
 LAYERS = f"{EVAL}/layers-real"
+
+
+def score_text(value: str) -> str:
+    """A fast-probe score from a csv, three decimals; NaN (an event F-measure with no onset predicted) in words."""
+    number = float(value)
+    return "none predicted" if math.isnan(number) else f"{number:.3f}"
 
 
 def layers_real(root: Path) -> str:
@@ -474,17 +521,20 @@ def layers_real(root: Path) -> str:
             states = [r for r in cell if r["state"] != ""]
             by_choice = {r["choice"]: r for r in cell}
             names = [r["state_name"] or r["state"] for r in states]
-            scores = " · ".join(f"{n} {float(r['test']):.3f}" for n, r in zip(names, states))
+            scores = " · ".join(f"{n} {score_text(r['test'])}" for n, r in zip(names, states))
             best = next(n for n, r in zip(names, states) if r["is_best"] == "True")
             last = next(r for r in states if r["is_last"] == "True")
             learned = by_choice.get("learned")
             weights = sorted(((float(r["weight"]), n) for n, r in zip(names, states) if r["weight"]), reverse=True)
             top = ", ".join(f"{n} {w:.2f}" for w, n in weights[:3]) if weights else "n/a"
             out.append(f"| {key[0]} ({path.parent.name}) | {key[1]} ({states[0]['metric']}) | {scores} | {best} | "
-                       f"{float(last['test']):.3f} | {float(by_choice['mean']['test']):.3f} | "
-                       f"{float(learned['test']):.3f} | {top} |" if learned else
+                       f"{score_text(last['test'])} | {score_text(by_choice['mean']['test'])} | "
+                       f"{score_text(learned['test'])} | {top} |" if learned else
                        f"| {key[0]} ({path.parent.name}) | {key[1]} ({states[0]['metric']}) | {scores} | {best} | "
-                       f"{float(last['test']):.3f} | {float(by_choice['mean']['test']):.3f} | n/a | {top} |")
+                       f"{score_text(last['test'])} | {score_text(by_choice['mean']['test'])} | n/a | {top} |")
+    if any("none predicted" in line for line in out):
+        out += ["", "none predicted: the probe predicted no onset on the test clips, so the F-measure is undefined "
+                "(sed_eval's precision is 0 / 0)."]
     return "\n".join(out) + "\n"
 
 
@@ -607,6 +657,7 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "real-members": real_members,
     "layers-real": layers_real,
     "member-scales": member_scales,
+    "scaled-fusion": scaled_fusion,
     "fastprobe-agreement": fastprobe_agreement,
 }
 """Block name -> renderer (the files each reads are named in it)."""

@@ -16,6 +16,13 @@ option                     values
 ``feature_width``          target width: an int (at most 65,536) or a member's name
 ``time_align``             ``frame_ratio`` (GURA) | ``centre``
 ``grid``                   the member whose frames are the output frames
+``member_scale``           ``{member: factor}``: multiply a member's aligned
+                           features by a positive factor before fusion
+                           (default 1 each); balances members whose values
+                           differ in scale, as heareval's probe does not
+                           standardise its input
+                           (``eval_scripts/member_scales.py --export``
+                           measures factors on clips)
 ``normalize_waveform``     bool, or ``{member: bool}``
 ``scene_pooling``          ``mean`` | ``groups:K``
 ``crepe_timestamp_hop_ms`` CREPE hop for timestamp embeddings (ms)
@@ -64,6 +71,7 @@ class EnsembleConfig:
     feature_width: Union[int, str, None] = None
     time_align: str = "frame_ratio"
     grid: Optional[str] = None
+    member_scale: Optional[Dict[str, float]] = None
     normalize_waveform: Union[bool, Dict[str, bool]] = False
     scene_pooling: str = "mean"
     crepe_timestamp_hop_ms: int = 50
@@ -172,6 +180,7 @@ class EnsembleConfig:
                 f"got {window!r} and {overlap!r}"
             )
         _choose("dtype", self.dtype, DTYPES)
+        _check_member_scale(self.member_scale, names)
         for key in ("layers", "normalize_waveform"):
             value = getattr(self, key)
             if isinstance(value, Mapping) and set(value) != {"weights"}:
@@ -204,6 +213,10 @@ class EnsembleConfig:
             raise ConfigError(f"normalize_waveform must be true, false or {{member: bool}}, got {self.normalize_waveform!r}")
         return self.normalize_waveform
 
+    def scale_of(self, member: str) -> float:
+        """The factor a member's features are multiplied by before fusion (1.0 unless set)."""
+        return float((self.member_scale or {}).get(member, 1.0))
+
     @property
     def overlap_seconds(self) -> float:
         """Window overlap in seconds (the default when ``window_overlap_seconds`` is unset)."""
@@ -230,12 +243,27 @@ class EnsembleConfig:
         data["members"] = [m.to_dict() for m in self.members]
         data["grid"] = self.grid or self.member_names[0]
         data["window_overlap_seconds"] = self.overlap_seconds
+        data["member_scale"] = {name: self.scale_of(name) for name in self.member_names}
         return json.loads(json.dumps(data))  # tuples -> lists, a deep copy
 
 
 def _choose(key: str, value: Any, valid: Tuple[str, ...]) -> None:
     if value not in valid:
         raise ConfigError(f"unknown {key} {value!r}; valid: {', '.join(valid)}")
+
+
+def _check_member_scale(value: Any, names: Tuple[str, ...]) -> None:
+    """``member_scale`` must be None or ``{member: positive finite number}`` naming members of the ensemble."""
+    if value is None:
+        return
+    if not isinstance(value, Mapping):
+        raise ConfigError(f'member_scale must be an object {{member: factor}}, e.g. {{"crepe": 0.5}}, got {value!r}')
+    extra = sorted(set(value) - set(names))
+    if extra:
+        raise ConfigError(f"member_scale names unknown members {extra}; valid: {', '.join(names)}")
+    for name, factor in value.items():
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor < float("inf"):
+            raise ConfigError(f"member_scale[{name!r}] must be a positive finite number, got {factor!r}")
 
 
 def _parse_members(value: Any, declared: Optional[Tuple[MemberSpec, ...]]) -> Tuple[MemberSpec, ...]:

@@ -159,7 +159,7 @@ def run_members(
                 _to_cache(cache, member, hop, selections, cached, clip_keys)
         features.update({(ident, hop, s): out for s, out in zip(selections, cached)})
 
-    # 2. Per request: feature alignment, time alignment, fusion, per group of equal-length clips.
+    # 2. Per request: feature alignment, time alignment, member scale, fusion, per group of equal-length clips.
     # Features are released after the last request that needs them (long clips: memory).
     def feature_key(request: HeadRequest, name: str) -> _FeatureKey:
         return id(request.members[name]), request.hop(name), request.head.selections[name]
@@ -177,7 +177,9 @@ def run_members(
                 del features[key]
             if head.target_width is not None:
                 x = resample_features(x, head.target_width)
-            yield align_time(x, computed.grids[rows[0]], target, head.config.time_align).float()
+            x = align_time(x, computed.grids[rows[0]], target, head.config.time_align).float()
+            scale = head.config.scale_of(name)
+            yield x if scale == 1.0 else x * scale
             del x, computed
 
     results = []

@@ -36,6 +36,25 @@ def make_audio(seconds: float, batch: int = 1, seed: int = 0, samples: int | Non
     return torch.stack(clips).clamp(-1, 1).float()
 
 
+def hear_gura_in_process(capsys: pytest.CaptureFixture, *args: str) -> "subprocess.CompletedProcess[str]":
+    """``hear-gura ARGS`` run in this process (no interpreter start-up and imports per call), reported as a
+    subprocess run would be: the exit status, stdout, and stderr with ``sys.exit``'s message. Any other exception
+    propagates and fails the test. For checks that need no process of their own (no limits, no environment)."""
+    import subprocess
+
+    from hear_gura.cli import main
+
+    code, message = 0, ""
+    capsys.readouterr()
+    try:
+        main(list(args))
+    except SystemExit as exit:
+        code = exit.code if isinstance(exit.code, int) else 1
+        message = "" if isinstance(exit.code, int) or exit.code is None else f"{exit.code}\n"
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, captured.out, captured.err + message)
+
+
 @pytest.fixture(scope="session")
 def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The manifest of tiny random checkpoints for every checkpoint id in use."""

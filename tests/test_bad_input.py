@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import make_audio
+from conftest import hear_gura_in_process, make_audio
 from hear_gura.api import get_scene_embeddings, get_timestamp_embeddings, load_ensemble_model
 from hear_gura.errors import AudioError, CheckpointError, ConfigError, HearGuraError
 
@@ -285,13 +285,12 @@ def test_embed_names_every_bad_input_before_loading_models(tmp_path):
     assert "checkpoint" not in result.stderr and not (tmp_path / "out").exists()
 
 
-def test_embed_refuses_an_out_that_is_a_file_or_under_one(tmp_path):
+def test_embed_refuses_an_out_that_is_a_file_or_under_one(tmp_path, capsys):
     wav = write_wav(tmp_path / "a.wav")
     (tmp_path / "taken").write_text("")
-    assert_clean_error(run_cli("embed", "fusion_hubert", str(wav), "--out", str(tmp_path / "taken")),
-                       f"--out {tmp_path / 'taken'} is an existing file")
-    assert_clean_error(run_cli("embed", "fusion_hubert", str(wav), "--out", str(tmp_path / "taken" / "sub")),
-                       "which is not a folder")
+    for out, expected in ((tmp_path / "taken", f"--out {tmp_path / 'taken'} is an existing file"),
+                          (tmp_path / "taken" / "sub", "which is not a folder")):
+        assert_clean_error(hear_gura_in_process(capsys, "embed", "fusion_hubert", str(wav), "--out", str(out)), expected)
 
 
 def _honour_file_permissions() -> None:
@@ -325,12 +324,13 @@ def test_embed_refuses_a_read_only_out_before_loading_models(tmp_path):
         read_only.chmod(0o755)
 
 
-def test_embed_refuses_non_finite_options_naming_them(tmp_path):
+def test_embed_refuses_non_finite_options_naming_them(tmp_path, capsys):
     wav = write_wav(tmp_path / "a.wav")
     for text, name in [('{"max_window_seconds": Infinity}', "max_window_seconds = inf"),
                        ('{"layers": {"weights": [1, NaN, 1, 1, 1]}}', "layers.weights[1] = nan"),
                        ('{"window_overlap_seconds": -1e999}', "window_overlap_seconds = -inf")]:
-        result = run_cli("embed", "crepe", str(wav), "--out", str(tmp_path / "out"), "--options", text)
+        result = hear_gura_in_process(capsys, "embed", "crepe", str(wav), "--out", str(tmp_path / "out"),
+                                      "--options", text)
         assert_clean_error(result, name, "non-finite")
     assert not (tmp_path / "out").exists()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from conftest import make_audio
+from conftest import hear_gura_in_process, make_audio
 from hear_gura.registry import available_ensembles
 
 HEAR_GURA = str(Path(sys.executable).parent / "hear-gura")
@@ -85,7 +85,8 @@ def test_embed_errors_exit_nonzero_with_a_message(tmp_path):
 
 def test_torchrun_two_processes_write_the_same_bytes_as_one(tmp_path, manifest):
     files = write_clips(tmp_path, (0.5, 1.7, 1.0, 0.9, 2.2), "c")
-    common = ["embed", "cat_wav2vec2_crepe", *files, "--model", str(manifest), "--batch-size", "2", "--quiet"]
+    # tiny fixture members only: the test is the sharding (CREPE full on real weights costs seconds per clip here)
+    common = ["embed", "avg_hubert_wav2vec2", *files, "--model", str(manifest), "--batch-size", "2", "--quiet"]
     # torchrun gives each process one thread; bytes are equal at equal thread counts
     # (other counts change float32 summation order: ~1e-6).
     single = run(*common, "--out", str(tmp_path / "one"), OMP_NUM_THREADS="1")
@@ -105,31 +106,33 @@ def test_torchrun_two_processes_write_the_same_bytes_as_one(tmp_path, manifest):
             assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
 
 
-def test_one_embed_folder_holds_one_identity_and_says_which(tmp_path, manifest):
+def test_one_embed_folder_holds_one_identity_and_says_which(tmp_path, manifest, capsys):
     """A second ensemble into the same --out is refused before any model loads; config.json describes every file."""
     files = write_clips(tmp_path, (0.6, 1.1), "c")
     out = tmp_path / "out"
-    first = run("embed", "fbank", files[0], "--out", str(out), "--quiet")
+    first = hear_gura_in_process(capsys, "embed", "fbank", files[0], "--out", str(out), "--quiet")
     assert first.returncode == 0, first.stderr
     record = json.loads((out / "config.json").read_text())
     assert record["ensemble"] == "fbank" and record["status"] == "complete" and record["files"] == ["c0"]
     assert record["identity"]["members"]["fbank"]["content"] == "weight-free" and not record["random_weights"]
     assert record["config"]["window_overlap_seconds"] == record["identity"]["config"]["window_overlap_seconds"]
 
-    again = run("embed", "fbank", files[1], "--out", str(out), "--quiet")  # the same identity: adds files
+    # the same identity: adds files
+    again = hear_gura_in_process(capsys, "embed", "fbank", files[1], "--out", str(out), "--quiet")
     assert again.returncode == 0, again.stderr
     assert json.loads((out / "config.json").read_text())["files"] == ["c0", "c1"]
 
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    other = run("embed", "crepe", files[1], "--out", str(out), "--quiet")
+    other = hear_gura_in_process(capsys, "embed", "crepe", files[1], "--out", str(out), "--quiet")
     assert other.returncode != 0 and "already holds embeddings of 'fbank'" in other.stderr, other.stderr
     assert "ensemble configuration" in other.stderr and "Traceback" not in other.stderr
-    options = run("embed", "fbank", files[1], "--out", str(out), "--options", '{"scene_pooling": "groups:2"}')
+    options = hear_gura_in_process(capsys, "embed", "fbank", files[1], "--out", str(out),
+                                   "--options", '{"scene_pooling": "groups:2"}')
     assert options.returncode != 0 and "another identity" in options.stderr
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing touched
 
     stray = tmp_path / "stray"
     stray.mkdir()
     (stray / "x.embedding.npy").write_bytes(b"")
-    unknown = run("embed", "fbank", files[0], "--out", str(stray), "--quiet")
+    unknown = hear_gura_in_process(capsys, "embed", "fbank", files[0], "--out", str(stray), "--quiet")
     assert unknown.returncode != 0 and "no config.json" in unknown.stderr

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import soundfile as sf
 import torch
 
-from conftest import make_audio
+from conftest import hear_gura_in_process, make_audio
 from hear_gura.feature_cache import FeatureCache
 from hear_gura.manifest import Manifest
 from hear_gura.shared import StudyPass
-
-HEAR_GURA = str(Path(sys.executable).parent / "hear-gura")
 
 
 def test_a_second_study_over_the_same_members_is_served_from_the_cache(tmp_path, manifest, load):
@@ -58,18 +54,16 @@ def test_a_corrupt_entry_is_recomputed_never_trusted(tmp_path, manifest, load):
     assert torch.equal(embedding, expected)
 
 
-def test_embed_with_a_feature_cache_writes_the_bytes_of_a_run_without(tmp_path, manifest):
+def test_embed_with_a_feature_cache_writes_the_bytes_of_a_run_without(tmp_path, manifest, capsys):
     files = []
     for i, seconds in enumerate((0.9, 1.6, 1.2)):
         path = tmp_path / f"c{i}.wav"
         sf.write(path, make_audio(seconds, seed=i)[0].numpy(), 16000, subtype="PCM_16")
         files.append(str(path))
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
 
-    def embed(out: str, *extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run([HEAR_GURA, "embed", "fusion_cat", *files, "--out", str(tmp_path / out), "--model",
-                               str(manifest), "--batch-size", "2", *extra], capture_output=True, text=True, env=env,
-                              timeout=600)
+    def embed(out: str, *extra: str) -> subprocess.CompletedProcess:  # three runs, as three commands would be
+        return hear_gura_in_process(capsys, "embed", "fusion_cat", *files, "--out", str(tmp_path / out), "--model",
+                                    str(manifest), "--batch-size", "2", *extra)
 
     cache = str(tmp_path / "cache")
     for out, extra in (("warm", ()), ("cached", ("--options", '{"fusion": "avg"}')),

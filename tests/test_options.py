@@ -193,3 +193,75 @@ def test_training_mode_does_not_change_embeddings(load):
     assert torch.equal(model.scene_embeddings(AUDIO), scene)
     clip = model.embed_clips([AUDIO[0]])[0][0]
     assert torch.allclose(clip, expected[0], atol=1e-5)
+
+
+def test_member_scale_multiplies_one_block_before_fusion(load):
+    """cat_block with {"wav2vec2": 2.5}: that member's block is 2.5 x the unscaled one, the others untouched."""
+    plain = load("fusion_cat", fusion="cat_block", feature_align="none")
+    scaled = load("fusion_cat", fusion="cat_block", feature_align="none", member_scale={"wav2vec2": 2.5})
+    a, ta = plain.timestamp_embeddings(AUDIO)
+    b, tb = scaled.timestamp_embeddings(AUDIO)
+    widths = [m.width for m in plain.members.values()]
+    blocks_a, blocks_b = torch.split(a, widths, dim=-1), torch.split(b, widths, dim=-1)
+    for name, x, y in zip(plain.members, blocks_a, blocks_b):
+        expected = x * 2.5 if name == "wav2vec2" else x
+        assert torch.allclose(y, expected, rtol=1e-6, atol=0) and (name == "wav2vec2") != torch.equal(x, y)
+    assert torch.equal(ta, tb)
+    sa, sb = plain.scene_embeddings(AUDIO), scaled.scene_embeddings(AUDIO)
+    assert torch.allclose(torch.split(sb, widths, dim=-1)[1], 2.5 * torch.split(sa, widths, dim=-1)[1], rtol=1e-5)
+
+
+def test_member_scale_of_one_is_the_default_and_the_same_identity():
+    config = load_ensemble("fusion_cat")
+    ones = config.with_options(member_scale={"hubert": 1.0, "wav2vec2": 1, "crepe": 1.0})
+    assert config.to_dict() == ones.to_dict()
+    assert config.to_dict()["member_scale"] == {"hubert": 1.0, "wav2vec2": 1.0, "crepe": 1.0}
+    assert config.with_options(member_scale={"crepe": 0.5}).to_dict() != config.to_dict()
+
+
+@pytest.mark.parametrize("value, match", [
+    ({"nope": 2.0}, "unknown members"),
+    ({"crepe": 0}, "positive finite"),
+    ({"crepe": -1.0}, "positive finite"),
+    ({"crepe": True}, "positive finite"),
+    ({"crepe": "2"}, "positive finite"),
+    ([2.0, 1.0], "must be an object"),
+])
+def test_bad_member_scale_is_refused_before_loading(value, match):
+    from hear_gura.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        load_ensemble("fusion_cat").with_options(member_scale=value)
+
+
+def test_measured_member_scales_balance_the_members(manifest):
+    """After applying the factors it measures, every member's block has a spread of 1 on the same clips."""
+    from hear_gura.manifest import Manifest
+    from hear_gura.member_scale import measure_member_scales
+
+    clips = [make_audio(0.5 + 0.1 * i, seed=20 + i)[0] for i in range(6)]  # different lengths: padded batches
+    config = load_ensemble("fusion_cat")
+    before = measure_member_scales(config, clips, Manifest.load(manifest), batch_size=4)
+    assert list(before) == ["hubert", "wav2vec2", "crepe"]
+    assert sum(m["share_of_variance"] for m in before.values()) == pytest.approx(1.0)
+    factors = {name: m["factor"] for name, m in before.items()}
+    assert len(set(factors.values())) == 3  # the members differ in scale, so the test can fail
+    after_config = config.with_options(member_scale=factors)
+    after = measure_member_scales(after_config, clips, Manifest.load(manifest), batch_size=4)
+    # measure_member_scales sets member_scale aside, so measure the scaled blocks through the model itself
+    model = __import__("hear_gura.model", fromlist=["EnsembleModel"]).EnsembleModel(
+        after_config.with_options(fusion="cat_block", feature_align="none"), Manifest.load(manifest))
+    scenes = torch.stack([s for _, _, s in model.embed_clips(clips)]).double()
+    widths = [m["width"] for m in after.values()]
+    for name, block in zip(after, torch.split(scenes, widths, dim=1)):
+        assert float(block.std(dim=0).pow(2).mean().sqrt()) == pytest.approx(1.0, rel=1e-3), name
+    assert after == before  # the measurement itself ignores member_scale
+
+
+def test_too_few_clips_for_member_scales_is_an_error(manifest):
+    from hear_gura.errors import ConfigError
+    from hear_gura.manifest import Manifest
+    from hear_gura.member_scale import measure_member_scales
+
+    with pytest.raises(ConfigError, match="at least 2 clips"):
+        measure_member_scales(load_ensemble("fusion_cat"), [make_audio(0.5)[0]], Manifest.load(manifest))
