@@ -44,23 +44,25 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--export", type=Path, help='write {"member_scale": {...}} here (--model-options JSON)')
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import soundfile as sf
-    import torch
-
+    from hear_gura.audio_io import read_wav
+    from hear_gura.errors import HearGuraError
     from hear_gura.member_scale import measure_member_scales
     from hear_gura.registry import load_ensemble
 
-    config = load_ensemble(args.ensemble).with_options(**json.loads(args.options))  # bad options fail before reading
-    folder = args.tasks_dir / args.task / "16000"
-    files = evenly_spaced(sorted(folder.glob("*/*.wav")), args.clips)
-    if len(files) < 2:
-        raise SystemExit(f"{folder}: fewer than 2 clips")
-    clips = [torch.from_numpy(sf.read(str(f), dtype="float32")[0]) for f in files]
-    started = time.perf_counter()
-    members = measure_member_scales(
-        config, clips, progress=lambda done, total: print(f"  {done}/{total} clips", file=sys.stderr, flush=True))
-    result = {"task": args.task, "ensemble": config.name, "clips": len(files), "seconds": round(time.perf_counter() - started, 1),
-              "members": members}
+    try:
+        config = load_ensemble(args.ensemble).with_options(**json.loads(args.options))  # before any clip is read
+        folder = args.tasks_dir / args.task / "16000"
+        files = evenly_spaced(sorted(folder.glob("*/*.wav")), args.clips)
+        if len(files) < 2:
+            raise SystemExit(f"{folder}: fewer than 2 clips")
+        clips = [read_wav(f) for f in files]  # mono, 16 kHz: anything else is refused, naming the file
+        started = time.perf_counter()
+        members = measure_member_scales(
+            config, clips, progress=lambda done, total: print(f"  {done}/{total} clips", file=sys.stderr, flush=True))
+    except (HearGuraError, json.JSONDecodeError) as err:
+        sys.exit(f"member_scales: error: {err}")
+    result = {"task": args.task, "ensemble": config.name, "clips": len(files),
+              "seconds": round(time.perf_counter() - started, 1), "members": members}
     for name, m in members.items():
         print(f"{name:12s} width {m['width']:5d}  spread {m['spread']:.4f}  "
               f"share of variance {m['share_of_variance']:.4f}  factor {m['factor']}")
@@ -68,7 +70,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.json}")
     if args.export:
-        args.export.write_text(json.dumps({"member_scale": {n: m["factor"] for n, m in members.items()}}, indent=2) + "\n")
+        factors = {"member_scale": {name: m["factor"] for name, m in members.items()}}
+        args.export.write_text(json.dumps(factors, indent=2) + "\n")
         print(f"wrote {args.export}")
 
 

@@ -238,6 +238,7 @@ def test_measured_member_scales_balance_the_members(manifest):
     """After applying the factors it measures, every member's block has a spread of 1 on the same clips."""
     from hear_gura.manifest import Manifest
     from hear_gura.member_scale import measure_member_scales
+    from hear_gura.model import EnsembleModel
 
     clips = [make_audio(0.5 + 0.1 * i, seed=20 + i)[0] for i in range(6)]  # different lengths: padded batches
     config = load_ensemble("fusion_cat")
@@ -249,8 +250,7 @@ def test_measured_member_scales_balance_the_members(manifest):
     after_config = config.with_options(member_scale=factors)
     after = measure_member_scales(after_config, clips, Manifest.load(manifest), batch_size=4)
     # measure_member_scales sets member_scale aside, so measure the scaled blocks through the model itself
-    model = __import__("hear_gura.model", fromlist=["EnsembleModel"]).EnsembleModel(
-        after_config.with_options(fusion="cat_block", feature_align="none"), Manifest.load(manifest))
+    model = EnsembleModel(after_config.with_options(fusion="cat_block", feature_align="none"), Manifest.load(manifest))
     scenes = torch.stack([s for _, _, s in model.embed_clips(clips)]).double()
     widths = [m["width"] for m in after.values()]
     for name, block in zip(after, torch.split(scenes, widths, dim=1)):
