@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -266,3 +267,120 @@ def test_fast_probe_splits_are_heareval_splits(metadata) -> None:
 
     expected = [{part: tuple(names) for part, names in fold.items()} for fold in get_splits_from_metadata(metadata)]
     assert [dict(fold) for fold in data_splits(metadata)] == expected
+
+
+def test_mlp_probe_is_hearevals_model() -> None:
+    """For the same seed, the MLP probe's model is heareval's FullyConnectedPrediction at that grid point:
+    the same layers in the same order, the same initial weights, the same logits (train and eval mode)."""
+    from heareval.predictions.task_predictions import FullyConnectedPrediction
+
+    from hear_gura.analysis.fast_probe import mlp_model
+
+    conf = {"hidden_layers": 1, "hidden_dim": 64, "dropout": 0.1, "hidden_norm": torch.nn.BatchNorm1d,
+            "norm_after_activation": False, "initialization": torch.nn.init.xavier_uniform_}
+    torch.manual_seed(3)
+    theirs = FullyConnectedPrediction(20, 7, "multiclass", conf)
+    torch.manual_seed(3)
+    ours = mlp_model(20, 7, hidden=64, dropout=0.1)
+    assert [type(m) for m in ours] == [type(m) for m in theirs.hidden] + [torch.nn.Linear]
+    for a, b in zip(ours.state_dict().values(), [*theirs.hidden.state_dict().values(),
+                                                 *theirs.projection.state_dict().values()]):
+        assert torch.equal(a, b)
+    x = torch.randn(16, 20) * 50 + 3  # raw inputs: no standardisation on either side
+    for train in (False, True):
+        ours.train(train), theirs.train(train)
+        torch.manual_seed(5)
+        mine = ours(x)
+        torch.manual_seed(5)
+        assert torch.equal(mine, theirs.forward_logit(x))
+
+
+def test_probe_kinds_on_raw_and_standardised_inputs(analysis: Path, tasks_dir: Path) -> None:
+    """The MLP probe trains and scores every task; ``standardise=False`` feeds the linear and kNN
+    probes raw inputs (a scaled copy of the features then changes their scores' inputs, not the
+    standardised ones); an unknown kind is refused."""
+    from hear_gura.analysis.fast_probe import ProbeConfig, TaskSpec, probe_task
+    from hear_gura.errors import HearGuraError
+
+    for name in (SCENE, EVENT):
+        store, _ = _store(analysis, name)
+        task = TaskSpec.load(tasks_dir / name)
+        splits = store.splits(task, lambda s: store.state(s, 1))
+        mlp = probe_task(task, splits, "mlp", seed=1, config=ProbeConfig(**QUICK))
+        again = probe_task(task, splits, "mlp", seed=1, config=ProbeConfig(**QUICK))
+        assert mlp["per_fold"] == again["per_fold"]  # seeded: deterministic on CPU
+        assert all(0.0 <= f["test"][task.primary_metric] <= 1.0 for f in mlp["per_fold"].values())
+        first = next(iter(mlp["models"].values()))
+        assert isinstance(first[1], torch.nn.BatchNorm1d) and not any(
+            type(m).__name__ == "Standardize" for m in first)
+        # Standardised inputs make the linear probe blind to a per-feature scale; raw inputs do not.
+        scale = np.linspace(0.01, 100.0, next(iter(splits.values())).x.shape[1]).astype(np.float32)
+        scaled = {k: v.with_x(v.x * scale) for k, v in splits.items()}
+        std = ProbeConfig(**QUICK)
+        raw = ProbeConfig(**QUICK, standardise=False)
+        a = probe_task(task, splits, "linear", config=std)["models"]
+        b = probe_task(task, scaled, "linear", config=std)["models"]
+        for fold in a:
+            np.testing.assert_allclose(a[fold][1].weight.detach().numpy(), b[fold][1].weight.detach().numpy(),
+                                       rtol=1e-3, atol=1e-5)
+        raw_model = next(iter(probe_task(task, scaled, "linear", config=raw)["models"].values()))
+        assert len(raw_model) == 1 and isinstance(raw_model[0], torch.nn.Linear)
+        if task.embedding_type == "scene":
+            knn_std = probe_task(task, splits, "knn", config=std)["per_fold"]
+            assert probe_task(task, scaled, "knn", config=std)["per_fold"] == knn_std
+            raw_x = {k: v.with_x(v.x * 2.0) for k, v in splits.items()}  # a global scale: cosine unchanged
+            assert probe_task(task, raw_x, "knn", config=raw)["per_fold"] == \
+                probe_task(task, splits, "knn", config=raw)["per_fold"]
+    with pytest.raises(HearGuraError, match="unknown fast probe 'svm'; valid: linear, mlp, knn"):
+        probe_task(task, splits, "svm")
+
+
+def test_fastprobe_kinds_rescores_the_same_embeddings(tmp_path: Path, tasks_dir: Path, manifest: Path) -> None:
+    """eval_scripts/fastprobe_kinds.py finds a pair's embeddings in an evaluate layout, scores each kind,
+    checks that the default kind reproduces the pair's committed fast score, and skips pairs it cannot find."""
+    import importlib.util
+
+    from hear_gura.analysis.fast_probe import score_embedding_folder
+    from hear_gura.harness.shared_embed import study_task_embeddings
+
+    spec = importlib.util.spec_from_file_location("kinds", Path(__file__).parent.parent / "eval_scripts"
+                                                  / "fastprobe_kinds.py")
+    kinds = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kinds)
+    root = tmp_path / "results"
+    folder, = study_task_embeddings([{"ensemble": "hubert", "options": {},
+                                      "embeddings_dir": str(root / "embeddings" / "hubert")}],
+                                    str(manifest), tasks_dir / SCENE)
+    task = folder.name
+    fast = score_embedding_folder(folder, seed=42)["test"]["top1_acc"]
+    pair = {"variant": "hubert", "task": task, "family": "scene", "metric": "top1_acc", "heareval": 0.5,
+            "heareval_seconds": 10.0, "fast": fast, "fast_seed": 42}
+    missing = {**pair, "variant": "fbank"}
+    agreement = tmp_path / "agreement.json"
+    agreement.write_text(json.dumps({"pairs": [pair, missing]}))
+    out = tmp_path / "kinds.json"
+    kinds.main(["--agreement", str(agreement), "--embeddings", str(root), "--json", str(out),
+                "--kinds", "linear,mlp,knn_raw"])
+    data = json.loads(out.read_text())
+    assert data["skipped"] == [f"fbank x {task}"]
+    entry, = data["pairs"]
+    assert entry["linear_reproduces"] is True and entry["embedding_dir"] == str(folder)
+    assert set(entry["kinds"]) == {"linear", "mlp", "knn_raw"}
+    assert all(0.0 <= k["score"] <= 1.0 for k in entry["kinds"].values())
+    assert data["summary"]["mlp"]["scene"]["cells"] == 1
+    with pytest.raises(SystemExit, match="unknown kind"):
+        kinds.main(["--agreement", str(agreement), "--embeddings", str(root), "--kinds", "svm"])
+
+    # A later run scores the skipped pair (its embeddings made since) and merges the first run's pairs.
+    shutil.copytree(folder, root / "embeddings" / "fbank" / folder.parent.name / task)
+    later = tmp_path / "agreement-later.json"
+    later.write_text(json.dumps({"pairs": [missing]}))
+    merged = tmp_path / "merged.json"
+    kinds.main(["--agreement", str(later), "--embeddings", str(root), "--json", str(merged),
+                "--kinds", "linear,mlp,knn_raw", "--merge", str(out), "--note", "second run"])
+    data = json.loads(merged.read_text())
+    assert data["skipped"] == [] and sorted(p["variant"] for p in data["pairs"]) == ["fbank", "hubert"]
+    assert data["summary"]["mlp"]["scene"]["cells"] == 2 and data["note"] == "second run"
+    with pytest.raises(SystemExit, match="did not score kind"):
+        kinds.main(["--agreement", str(later), "--embeddings", str(root), "--kinds", "linear_raw",
+                    "--merge", str(out)])

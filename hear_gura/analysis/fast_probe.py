@@ -29,6 +29,11 @@ validation LOSS (heareval stops on the validation score), no hyper-parameter
 grid. The kNN probe (scene tasks): cosine similarity of standardised
 embeddings, the ``k`` nearest training clips vote with weights
 ``exp(similarity / temperature)`` (the weighted kNN of DINO, Caron et al. 2021).
+The MLP probe (``mlp``, any task) is heareval's own model at one point of its
+grid (:func:`mlp_model`: raw inputs, one hidden layer of 1024 with BatchNorm),
+trained like the linear probe; ``standardise=False`` gives the linear and kNN
+probes raw inputs too. ``eval_scripts/fastprobe_kinds.py`` measures which kind
+ranks variants as heareval's probe does.
 
 :func:`score_embedding_folder` scores one task folder written by heareval's
 embedding runner; :func:`probe_task` scores in-memory arrays (what
@@ -78,6 +83,10 @@ class ProbeConfig:
         knn_k: neighbours of the kNN probe (at most the training clips).
         knn_temperature: the kNN vote weight is ``exp(cosine similarity / knn_temperature)``.
         memory_values: inputs with more values than this are streamed per batch, not moved to the device whole.
+        standardise: the linear and kNN probes standardise their inputs with the training statistics.
+        mlp_hidden, mlp_dropout, mlp_lr: the MLP probe (heareval's model, :func:`mlp_model`: one hidden
+            layer, BatchNorm, dropout, ReLU, RAW inputs) and its Adam learning rate (a value of
+            heareval's grid); trained as the linear probe is (batches, early stop on validation loss).
     """
 
     lr: float = 3e-3
@@ -89,6 +98,14 @@ class ProbeConfig:
     knn_k: int = 20
     knn_temperature: float = 0.07
     memory_values: int = 500_000_000
+    standardise: bool = True
+    mlp_hidden: int = 1024
+    mlp_dropout: float = 0.1
+    mlp_lr: float = 1e-3
+
+
+#: The fast probe's kinds (:func:`probe_task`).
+PROBE_KINDS = ("linear", "mlp", "knn")
 
 
 # ------------------------------------------------------------------ the task
@@ -393,14 +410,35 @@ def feature_stats(x: np.ndarray, chunk: int = 65536) -> Tuple[torch.Tensor, torc
     return torch.from_numpy(mean).float(), torch.from_numpy(np.maximum(std, 1e-5)).float()
 
 
-def linear_model(x: np.ndarray, labels: int) -> torch.nn.Module:
-    """Standardise with ``x``'s statistics, then a zero-initialised linear layer: ``(rows, width) -> (rows, labels)``.
+def linear_model(x: np.ndarray, labels: int, standardise: bool = True) -> torch.nn.Module:
+    """A zero-initialised linear layer ``(rows, width) -> (rows, labels)``, after standardising with ``x``'s
+    statistics unless ``standardise`` is False (then raw inputs, as heareval's probe sees them).
     """
-    mean, std = feature_stats(x)
     layer = torch.nn.Linear(x.shape[1], labels)
     torch.nn.init.zeros_(layer.weight)
     torch.nn.init.zeros_(layer.bias)
+    if not standardise:
+        return torch.nn.Sequential(layer)
+    mean, std = feature_stats(x)
     return torch.nn.Sequential(Standardize(mean, std), layer)
+
+
+def mlp_model(width: int, labels: int, hidden: int = 1024, dropout: float = 0.1) -> torch.nn.Module:
+    """heareval's probe (``FullyConnectedPrediction``) at one fixed point of its grid: ``(rows, width) -> (rows, labels)``.
+
+    ``Linear(width, hidden) -> BatchNorm1d -> Dropout -> ReLU -> Linear(hidden, labels)``, built in
+    heareval's order with its initialisation (Xavier-uniform weights, gain 1 then ``sqrt(2)``;
+    PyTorch's default biases) and RAW inputs (heareval's ``embedding_norm`` is the identity, so
+    members of very different scales meet the first layer as they are). Uses the global torch
+    RNG: :func:`probe_task` seeds it per fold, and for the same seed the weights are the ones
+    heareval's model gets (``tests/test_layer_analysis.py`` checks it against heareval).
+    """
+    first = torch.nn.Linear(width, hidden)
+    torch.nn.init.xavier_uniform_(first.weight, gain=torch.nn.init.calculate_gain("linear"))
+    norm, drop = torch.nn.BatchNorm1d(hidden), torch.nn.Dropout(dropout)
+    projection = torch.nn.Linear(hidden, labels)
+    torch.nn.init.xavier_uniform_(projection.weight, gain=torch.nn.init.calculate_gain("relu"))
+    return torch.nn.Sequential(first, norm, drop, torch.nn.ReLU(), projection)
 
 
 @contextlib.contextmanager
@@ -533,11 +571,14 @@ def knn_predictions(train: SplitArrays, x: np.ndarray, config: ProbeConfig = Pro
                     device: str = "cpu") -> np.ndarray:
     """Weighted kNN votes ``(rows, labels)`` for ``x`` from the training clips (scene tasks).
 
-    Embeddings are standardised with the training statistics and L2-normalised; the ``k``
+    Embeddings are standardised with the training statistics (``config.standardise``) and L2-normalised; the ``k``
     most similar training clips vote with weight ``exp(cos / T)``; votes are normalised to sum 1.
     """
     where = torch.device(device)
-    mean, std = feature_stats(train.x)
+    if config.standardise:
+        mean, std = feature_stats(train.x)
+    else:
+        mean, std = torch.zeros(train.x.shape[1:]), torch.ones(train.x.shape[1:])
     mean, std = mean.to(where), std.to(where)
 
     def unit(a: np.ndarray) -> torch.Tensor:
@@ -598,15 +639,15 @@ def probe_task(task: TaskSpec, splits: Mapping[str, SplitArrays], probe: str = "
     Args:
         task: the task.
         splits: split name -> its rows (every split the folds name).
-        probe: ``linear`` (any task) or ``knn`` (scene tasks).
+        probe: ``linear`` (any task), ``mlp`` (any task: :func:`mlp_model`) or ``knn`` (scene tasks).
         model_factory: builds the model to train from the training rows (default:
             :func:`linear_model`); :mod:`hear_gura.analysis.learned_weights` passes its weighted sum.
     Returns:
         ``{"probe", "test": {metric: value}, "test_std" (k-fold), "per_fold": {fold: {"test", "valid",
         "steps", "best_step", "postprocessing"}}, "seconds", "models" (fold -> trained model; not JSON)}``.
     """
-    if probe not in ("linear", "knn"):
-        raise HearGuraError(f"unknown fast probe {probe!r}; valid: linear, knn")
+    if probe not in PROBE_KINDS:
+        raise HearGuraError(f"unknown fast probe {probe!r}; valid: {', '.join(PROBE_KINDS)}")
     if probe == "knn" and task.embedding_type != "scene":
         raise HearGuraError("the kNN probe is for scene tasks; event tasks use the linear probe")
     missing = [s for s in task.split_names if s not in splits]
@@ -626,9 +667,17 @@ def probe_task(task: TaskSpec, splits: Mapping[str, SplitArrays], probe: str = "
                     score_scene(task, knn_predictions(train, test.x, config, device), test.y),
                     score_scene(task, knn_predictions(train, valid.x, config, device), valid.y)))
                 continue
-            factory = model_factory or (lambda rows: linear_model(rows.x, len(task.labels)))
-            torch.manual_seed(seed + index)  # any random initialisation a factory does
-            result = train_probe(factory(train), task, train, valid, config, seed + index, device)
+            if model_factory is not None:
+                factory, train_config = model_factory, config
+            elif probe == "mlp":
+                factory = lambda rows: mlp_model(int(np.prod(rows.x.shape[1:])), len(task.labels),  # noqa: E731
+                                                 config.mlp_hidden, config.mlp_dropout)
+                train_config = replace(config, lr=config.mlp_lr)
+            else:
+                factory = lambda rows: linear_model(rows.x, len(task.labels), config.standardise)  # noqa: E731
+                train_config = config
+            torch.manual_seed(seed + index)  # any random initialisation (and dropout) of the model
+            result = train_probe(factory(train), task, train, valid, train_config, seed + index, device)
             test_scores, valid_scores, setting = fold_scores(task, result.model, valid, test, device,
                                                              config.memory_values)
         per_fold[name] = asdict(FoldScores(test_scores, valid_scores, result.steps, result.best_step, setting))

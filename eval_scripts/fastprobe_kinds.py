@@ -1,0 +1,193 @@
+"""Which fast probe ranks variants as heareval's probe does: the fast probe's kinds against heareval, per family.
+
+``fastprobe_agreement.py`` measured the default fast probe (a linear layer on
+standardised embeddings) against heareval's prediction runner. This script
+re-scores the SAME embeddings with each candidate below and reports, per task
+family (scene, pitch, event), Spearman's rank correlation with heareval's
+scores (pooled over the family's cells, and within each task over variants)
+and the fast probe's seconds:
+
+- ``linear``: the default (standardised inputs, zero-initialised linear layer);
+- ``linear_raw``: the same layer on raw embeddings (heareval never standardises);
+- ``mlp``: heareval's model family at one fixed grid point (one hidden layer of
+  1024, BatchNorm, ReLU, dropout 0.1, Xavier init, raw inputs, Adam at 1e-3),
+  early-stopped on the validation loss;
+- ``knn`` / ``knn_raw`` (scene tasks): the weighted kNN on standardised / raw embeddings.
+
+The candidates were fixed before any was scored; with ten scene cells, a
+correlation chosen as the best of five is an optimistic estimate, so the
+pitch and event families (not used to pick) are reported beside it.
+
+heareval's scores and probe seconds come from ``--agreement`` (the pairs of
+``fastprobe-agreement.json``); the embeddings from ``--embeddings`` (output
+folders of ``hear-gura evaluate``: ``<out>/embeddings/<variant>/<module>/<task>``),
+re-made on this machine. The default kind must reproduce the committed fast
+score of each pair on them (``linear_reproduces``), which shows the embeddings
+are the ones heareval scored; pairs whose embeddings are missing are skipped
+and listed.
+
+    python eval_scripts/fastprobe_kinds.py --agreement eval_scripts/fastprobe-agreement.json \\
+        --embeddings /work/results_real /work/results_real_scene --json eval_scripts/fastprobe-kinds.json
+
+Families scored in separate runs (one per core) join with ``--merge``; ``--families none --merge A B C``
+only merges. The output records every run's command under ``commands``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fastprobe_agreement import FAMILIES, spearman  # noqa: E402
+
+#: name -> (probe kind, ProbeConfig overrides); fixed before scoring.
+KINDS: Dict[str, tuple] = {
+    "linear": ("linear", {}),
+    "linear_raw": ("linear", {"standardise": False}),
+    "mlp": ("mlp", {}),
+    "knn": ("knn", {}),
+    "knn_raw": ("knn", {"standardise": False}),
+}
+
+
+def find_embeddings(roots: Sequence[Path], variant: str, task: str) -> Optional[Path]:
+    """``<root>/embeddings/<variant>/<module>/<task>`` in the first root that has it."""
+    for root in roots:
+        found = sorted((root / "embeddings" / variant).glob(f"*/{task}"))
+        if found:
+            return found[0]
+    return None
+
+
+def score_kinds(folder: Path, seed: int, kinds: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+    """Each kind's primary test score and seconds on one embedding folder (read once)."""
+    from hear_gura.analysis.fast_probe import ProbeConfig, TaskSpec, probe_task, read_embedding_folder
+
+    task = TaskSpec.load(folder)
+    splits = read_embedding_folder(folder, task)
+    out: Dict[str, Dict[str, Any]] = {}
+    for name in kinds:
+        probe, overrides = KINDS[name]
+        if probe == "knn" and task.embedding_type != "scene":
+            continue
+        start = time.perf_counter()
+        result = probe_task(task, splits, probe, seed, "cpu", replace(ProbeConfig(), **overrides))
+        out[name] = {"score": result["test"][task.primary_metric], "seconds": round(time.perf_counter() - start, 2)}
+    return out
+
+
+def summarise(pairs: Sequence[Dict[str, Any]], kinds: Sequence[str]) -> Dict[str, Any]:
+    """Per kind and family: pooled and per-task Spearman against heareval, seconds and speed-up medians."""
+    summary: Dict[str, Any] = {}
+    for name in kinds:
+        per_family: Dict[str, Any] = {}
+        for fam in FAMILIES:
+            cells = [p for p in pairs if p["family"] == fam and name in p["kinds"]]
+            if not cells:
+                continue
+            per_task = {}
+            for task in sorted({p["task"] for p in cells}):
+                rows = [p for p in cells if p["task"] == task]
+                per_task[task] = spearman([p["heareval"] for p in rows], [p["kinds"][name]["score"] for p in rows])
+            defined = [v for v in per_task.values() if v is not None]
+            speedups = [p["heareval_seconds"] / p["kinds"][name]["seconds"] for p in cells
+                        if p.get("heareval_seconds") and p["kinds"][name]["seconds"]]
+            per_family[fam] = {
+                "cells": len(cells),
+                "spearman_pooled": spearman([p["heareval"] for p in cells], [p["kinds"][name]["score"] for p in cells]),
+                "spearman_per_task": per_task,
+                "spearman_per_task_mean": statistics.fmean(defined) if defined else None,
+                "seconds_median": statistics.median(p["kinds"][name]["seconds"] for p in cells),
+                "speedup_median": statistics.median(speedups) if speedups else None,
+                "speedup_min": min(speedups) if speedups else None,
+            }
+        summary[name] = per_family
+    return summary
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--agreement", type=Path, required=True, help="fastprobe-agreement.json (heareval's side)")
+    parser.add_argument("--embeddings", type=Path, nargs="+", required=True, help="hear-gura evaluate output folders")
+    parser.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated, of {', '.join(KINDS)}")
+    parser.add_argument("--families", default=",".join(FAMILIES), help="comma-separated families to score")
+    parser.add_argument("--json", type=Path, help="write the pairs and the summary here")
+    parser.add_argument("--note", default="", help="how the machine was loaded while this ran")
+    parser.add_argument("--merge", type=Path, nargs="*", default=[],
+                        help="earlier --json outputs whose pairs join this run's (a pair scored now replaces its "
+                             "earlier entry), so families scored in separate runs share one summary")
+    args = parser.parse_args(argv)
+    kinds = [k for k in args.kinds.split(",") if k]
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        sys.exit(f"unknown kind(s) {', '.join(unknown)}; valid: {', '.join(KINDS)}")
+    families = set(args.families.split(","))
+    try:
+        agreement = json.loads(args.agreement.read_text())
+        earlier = [json.loads(path.read_text()) for path in args.merge]
+    except (OSError, json.JSONDecodeError) as err:
+        sys.exit(f"cannot read {err.filename if isinstance(err, OSError) else 'a JSON input'} ({err})")
+    for path, run in zip(args.merge, earlier):
+        missing = [k for k in kinds if k not in run.get("kinds", {})]
+        if missing:
+            sys.exit(f"{path} did not score kind(s) {', '.join(missing)}; merge runs made with the same --kinds")
+    pairs: List[Dict[str, Any]] = []
+    skipped: List[str] = []
+    for p in agreement["pairs"]:
+        if p["family"] not in families:
+            continue
+        folder = find_embeddings(args.embeddings, p["variant"], p["task"])
+        if folder is None:
+            skipped.append(f"{p['variant']} x {p['task']}")
+            continue
+        print(f"{p['family']:6s} {p['task']:30s} {p['variant']:32s}", end=" ", flush=True)
+        scored = score_kinds(folder, p.get("fast_seed", 42), kinds)
+        entry = {k: p[k] for k in ("variant", "task", "family", "metric", "heareval", "heareval_seconds", "fast")}
+        entry.update(embedding_dir=str(folder), kinds=scored)
+        if "linear" in scored:
+            entry["linear_reproduces"] = scored["linear"]["score"] == p["fast"]
+        pairs.append(entry)
+        print(f"heareval {p['heareval']:.3f} " + " ".join(f"{k} {v['score']:.3f}" for k, v in scored.items())
+              + ("" if entry.get("linear_reproduces", True) else "  (linear differs from the committed fast score)"),
+              flush=True)
+    scored_now = {(p["variant"], p["task"]) for p in pairs}
+    for run in earlier:
+        for p in run["pairs"]:
+            if (p["variant"], p["task"]) not in scored_now:
+                pairs.append(p)
+                scored_now.add((p["variant"], p["task"]))
+    skipped = sorted({s for s in skipped + [s for run in earlier for s in run.get("skipped", [])]
+                      if tuple(s.split(" x ")) not in scored_now})
+    notes = [args.note] + [run.get("note", "") for run in earlier]
+    command = " ".join(["python", "eval_scripts/fastprobe_kinds.py", *(argv if argv is not None else sys.argv[1:])])
+    commands = [c for run in earlier for c in run.get("commands", [])] + [command]
+    if skipped:
+        print(f"skipped (no embeddings): {'; '.join(skipped)}")
+    summary = summarise(pairs, kinds)
+    for name, fams in summary.items():
+        for fam, s in fams.items():
+            pooled = "n/a" if s["spearman_pooled"] is None else f"{s['spearman_pooled']:.3f}"
+            mean = "n/a" if s["spearman_per_task_mean"] is None else f"{s['spearman_per_task_mean']:.3f}"
+            print(f"{name:10s} {fam:6s} {s['cells']:2d} cells  Spearman pooled {pooled}  per task {mean}  "
+                  f"median {s['seconds_median']:.1f} s")
+    if args.json:
+        import torch
+
+        args.json.write_text(json.dumps({
+            "note": " | ".join(n for n in notes if n), "kinds": {k: {"probe": KINDS[k][0], "overrides": KINDS[k][1]} for k in kinds},
+            "machine": {"cpu_threads": torch.get_num_threads(), "python": platform.python_version(),
+                        "torch": torch.__version__},
+            "commands": commands, "skipped": skipped, "pairs": pairs, "summary": summary}, indent=2) + "\n")
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
