@@ -352,9 +352,23 @@ SPEECH_PITCH_FUSION = ("resemblyzer_crepe_basic_pitch", ("resemblyzer", "crepe",
 ONSET_FUSIONS = ("crepe_basic_pitch", "fbank_crepe_basic_pitch")
 
 
+#: results-real cells made later (another code digest, so their own folder): merged into the targets.
+REAL_LATER: tuple[str, ...] = (f"{EVAL}/results-real-later",)
+
+
+def later_real_scores(root: Path) -> dict[tuple[str, str], tuple[float, str]]:
+    """``{(variant, task name): (score, folder)}`` of the cells in ``REAL_LATER`` (not in results-real itself)."""
+    return {k: (float(r["score"]), folder) for folder in REAL_LATER
+            for k, r in cells(load_csv(root, f"{folder}/results.csv")).items() if r["score"]}
+
+
 def real_scores(root: Path) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float]]:
-    """``(results-real scores, results-full scores)`` by (variant, task name)."""
+    """``(results-real scores with REAL_LATER's cells added, results-full scores)`` by (variant, task name)."""
     real = {k: float(r["score"]) for k, r in cells(load_csv(root, f"{REAL}/results.csv")).items() if r["score"]}
+    for key, (value, folder) in later_real_scores(root).items():
+        if key in real:
+            raise FiguresError(f"{key[0]} on {key[1]} is in both {REAL} and {folder}: keep one")
+        real[key] = value
     full = {k: float(r["score"]) for k, r in cells(load_csv(root, f"{EVAL}/results-full/results.csv")).items()
             if r["score"]}
     return real, full
@@ -385,6 +399,13 @@ def real_members(root: Path) -> str:
     lines = [md_table(root, f"{REAL}/results.md"), ""]
     lines.append(f"Cells: heareval's probe, grid `fast`, 2 grid points, one seed (42), on {provenance['machine']}; "
                  f"{provenance['load']} n/a: not run ({provenance['not_run']}).")
+    later = later_real_scores(root)
+    for folder in REAL_LATER:
+        note = load_json(root, f"{folder}/provenance.json")
+        scored = ", ".join(f"{v} on {t} {value:.3f}" for (v, t), (value, f) in sorted(later.items()) if f == folder)
+        lines += ["", f"Measured later, at the same probe settings and on the same task content, in `{folder}/`: "
+                  f"{scored}. {note['load']} The table above is `results-real`'s own; the comparisons and "
+                  "targets below include these cells."]
     same = [(v, t) for v, t in real if (v, t) in full]
     if same:
         lines += ["", "Against `eval_scripts/results-full` (code of 2026-11-24, run with 2 threads): "
@@ -548,6 +569,56 @@ def layers_real(root: Path) -> str:
     return "\n".join(out) + "\n"
 
 
+#: (heareval cells of one member's layer choices, the layer analysis whose mix they run)
+LAYER_LOOPS = ((f"{EVAL}/results-pesto-mix", f"{LAYERS}/pesto_nsynth"),)
+
+
+def layer_choice(options: str) -> str:
+    """The analysis' name for a cell's ``layers`` option: "last", "mean", "learned" or a state index."""
+    layers = json.loads(options)["layers"]
+    return "learned" if isinstance(layers, dict) else str(layers)
+
+
+def layer_loop(root: Path) -> str:
+    """heareval's probe on the layer choices the analysis compared, the exported learned mix among them."""
+    out = []
+    for cells_folder, analysis in LAYER_LOOPS:
+        mix = load_json(root, f"{analysis}/mix.json")
+        fast = [r for r in load_csv(root, f"{analysis}/layers-fastprobe.csv") if r["probe"] == "fast-linear"]
+        heareval = load_csv(root, f"{cells_folder}/results.csv")
+        tasks = sorted({r["task"] for r in heareval})
+        for task in tasks:
+            exported = mix["model_options"][task]["layers"]
+            rows = [r for r in heareval if r["task"] == task]
+            for r in rows:
+                layers = json.loads(r["options"])["layers"]
+                if isinstance(layers, dict) and layers != exported:
+                    raise FiguresError(f"{cells_folder}: {r['variant']} is not the mix {analysis}/mix.json exported")
+            by_choice = {r["choice"]: r for r in fast if r["task"] == task}
+            lines = ["| layers option | state | fast probe, linear (`" + analysis.split("/")[-1] + "`) "
+                     "| heareval's probe (`" + cells_folder.split("/")[-1] + "`) |", "|---|---|---:|---:|"]
+            pairs = []
+            for r in sorted(rows, key=lambda r: -float(r["score"])):
+                choice = layer_choice(r["options"])
+                if choice == "last":
+                    analysed = next(x for x in by_choice.values() if x["is_last"] == "True")
+                else:
+                    analysed = by_choice[choice]
+                option = "exported mix (`mix.json`)" if choice == "learned" else f"`{choice}`"
+                name = analysed["state_name"] or ("all, " + choice)
+                if analysed["is_best"] == "True":
+                    name += " (best on valid)"
+                lines.append(f"| {option} | {name} | {float(analysed['test']):.3f} | {float(r['score']):.3f} |")
+                pairs.append((float(analysed["test"]), float(r["score"])))
+            rho = spearman([a for a, _ in pairs], [b for _, b in pairs])
+            metric = rows[0]["metric"]
+            lines += ["", f"{task} ({metric}, test). Spearman between the two probes over these "
+                      f"{len(pairs)} choices: {'n/a' if rho is None else f'{rho:.2f}'}. The exported mix's "
+                      f"weights equal `{analysis}/mix.json`'s (checked when this table is rendered)."]
+            out += lines
+    return "\n".join(out) + "\n"
+
+
 def fastprobe_agreement(root: Path) -> str:
     """The fast probe against heareval's on the cells scored with both (eval_scripts/fastprobe_agreement.py)."""
     data = load_json(root, f"{EVAL}/fastprobe-agreement.json")
@@ -706,6 +777,7 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "full-findings": full_findings,
     "real-members": real_members,
     "layers-real": layers_real,
+    "layer-loop": layer_loop,
     "member-scales": member_scales,
     "scaled-fusion": scaled_fusion,
     "fastprobe-agreement": fastprobe_agreement,

@@ -88,3 +88,31 @@ def test_suite_sizes_file_matches_the_builder():
     sizes = load_script("suite_sizes")
     recorded = json.loads((ROOT / "eval_scripts" / "suite-sizes.json").read_text())
     assert recorded["ci"] == json.loads(json.dumps(sizes.suite_sizes("ci", recorded["seed"])))
+
+
+def test_a_cell_measured_twice_for_the_real_members_is_refused(figures, tmp_path):
+    """A later folder's cell that results-real also has would make two scores for one (variant, task): refuse."""
+    shutil.copytree(ROOT / "eval_scripts", tmp_path / "eval_scripts", ignore=shutil.ignore_patterns("*.png", "*.py"))
+    assert figures.REAL_LATER, "no later real-member folder to test with"
+    later = tmp_path / figures.REAL_LATER[0] / "results.csv"
+    real = tmp_path / figures.REAL / "results.csv"
+    real_scores, _ = figures.real_scores(tmp_path)
+    assert ("crepe_basic_pitch", "maestro_like_onset") in real_scores
+    real.write_text(real.read_text() + "".join(later.read_text().splitlines(keepends=True)[1:]))
+    with pytest.raises(figures.FiguresError, match="in both"):
+        figures.real_scores(tmp_path)
+
+
+def test_the_heareval_cells_of_a_layer_mix_must_run_the_exported_mix(figures, tmp_path):
+    """The layer-loop table compares heareval on the exported mix with the analysis: another mix is refused."""
+    shutil.copytree(ROOT / "eval_scripts", tmp_path / "eval_scripts", ignore=shutil.ignore_patterns("*.png", "*.py"))
+    cells_folder, analysis = figures.LAYER_LOOPS[0]
+    assert "exported mix" in figures.layer_loop(tmp_path)
+    mix_file = tmp_path / analysis / "mix.json"
+    mix = json.loads(mix_file.read_text())
+    for options in mix["model_options"].values():
+        weights = options["layers"][next(iter(options["layers"]))]["weights"]
+        weights[0], weights[-1] = weights[-1], weights[0] + 1e-3
+    mix_file.write_text(json.dumps(mix))
+    with pytest.raises(figures.FiguresError, match="is not the mix"):
+        figures.layer_loop(tmp_path)
