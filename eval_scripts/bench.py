@@ -106,7 +106,6 @@ class NaiveReference:
     def __call__(self, audio):
         import torch
         import torch.nn.functional as F
-        import torchcrepe
 
         layers = self.config.layers
         with torch.no_grad():
@@ -115,11 +114,15 @@ class NaiveReference:
                 out = model(audio, output_hidden_states=True)
                 states = list(out.hidden_states[:-1]) + [out.last_hidden_state]
                 ssl[name] = torch.stack(states).mean(dim=0) if layers == "mean" else out.last_hidden_state
-            width = ssl["wav2vec2"].shape[-1] if "wav2vec2" in ssl else 1024
+            # GURA's fusions bring every member to wav2vec 2.0's width; a lone SSL member keeps its own
+            width = ssl["wav2vec2"].shape[-1] if "wav2vec2" in ssl else (
+                next(iter(ssl.values())).shape[-1] if ssl else 1024)
             frames = next(iter(ssl.values())).shape[1] if ssl else None
             outs = []
             for member in self.config.members:
                 if member.type == "crepe":
+                    import torchcrepe  # only ensembles with a CREPE member need it
+
                     clips = [torchcrepe.embed(audio[i : i + 1], 16000, hop_length=800, model="full", pad=True,
                                               batch_size=512, device=self.device) for i in range(audio.shape[0])]
                     c = torch.cat([x.reshape(1, x.shape[1], -1) for x in clips])
@@ -238,36 +241,48 @@ def timed(function, device: str):
     return result, time.perf_counter() - start
 
 
-def matmul_peak_gflops(device: str) -> float:
+def matmul_peak_gflops(device: str, dtype: str = "float32", size: int = 2048) -> float:
+    """The best of 5 timings of 4 ``size``-cubed matrix products in ``dtype``, in GFLOP/s."""
     import torch
 
-    a = torch.randn(2048, 2048, device=device)
-    b = torch.randn(2048, 2048, device=device)
+    a = torch.randn(size, size, device=device).to(getattr(torch, dtype))
+    b = torch.randn(size, size, device=device).to(getattr(torch, dtype))
+    a @ b  # warm-up (kernel choice, clocks)
     best = 0.0
     for _ in range(5):
         _, seconds = timed(lambda: [a @ b for _ in range(4)], device)
-        best = max(best, 4 * 2 * 2048**3 / seconds / 1e9)
+        best = max(best, 4 * 2 * size**3 / seconds / 1e9)
     return best
 
 
-def ssl_flops_per_second(manifest: Path, device: str) -> dict:
-    """FLOPs of the SSL members on case (a), counted by torch, over their measured time."""
+def ssl_flops_per_second(manifest: Path, device: str, dtype: str = "float32", batch: int = 16,
+                         seconds: float = 4.0) -> dict:
+    """FLOPs of the SSL members on ``batch`` x ``seconds`` clips (default: case (a)), counted by torch, over their
+    measured time (the best of 3 on a GPU, whose single runs of a fraction of a second vary); ``dtype``: the
+    model's."""
+    import warnings
+
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from hear_gura.api import load_ensemble_model
 
-    model = load_ensemble_model("fusion_cat", str(manifest), members=["hubert", "wav2vec2"]).to(device)
-    audio = torch.rand(16, 64000, device=device) * 2 - 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the CPU low-precision warning: we know
+        model = load_ensemble_model("fusion_cat", str(manifest), members=["hubert", "wav2vec2"],
+                                    dtype=dtype).to(device)
+    audio = torch.rand(batch, int(seconds * 16000), device=device) * 2 - 1
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model.timestamp_embeddings(audio[:1])
-    flops = counter.get_total_flops() * 16
+    flops = counter.get_total_flops() * batch
     model.timestamp_embeddings(audio[:2])  # warm-up
-    _, seconds = timed(lambda: model.timestamp_embeddings(audio), device)
-    return {"gflops": flops / 1e9, "seconds": seconds, "gflop_per_s": flops / seconds / 1e9}
+    repeats = 3 if device.startswith("cuda") else 1
+    taken = min(timed(lambda: model.timestamp_embeddings(audio), device)[1] for _ in range(repeats))
+    return {"gflops": flops / 1e9, "seconds": taken, "gflop_per_s": flops / taken / 1e9}
 
 
-def precision_fidelity(manifest: Path, device: str, seconds: float) -> dict:
+def precision_fidelity(manifest: Path, device: str, seconds: float,
+                       members: tuple[str, ...] = ("hubert", "wav2vec2", "crepe")) -> dict:
     """Per member of fusion_cat: bf16 / fp16 autocast against fp32 (cosine, max abs diff, speed-up)."""
     import warnings
 
@@ -277,7 +292,7 @@ def precision_fidelity(manifest: Path, device: str, seconds: float) -> dict:
 
     audio = (torch.rand(1, int(seconds * 16000), generator=torch.Generator().manual_seed(0)) * 2 - 1).to(device)
     figures = {}
-    for member in ("hubert", "wav2vec2", "crepe"):
+    for member in members:
         outputs, times = {}, {}
         for dtype in ("float32", "bfloat16", "float16"):
             with warnings.catch_warnings():
@@ -336,6 +351,14 @@ def main() -> None:
                         help="kill the naive reference of case (c) after this many seconds and report the "
                              "peak RSS it had reached (default 600)")
     parser.add_argument("--cases", default="a,b,c,d,grid,flops,precision", help="comma-separated subset")
+    parser.add_argument("--flops-dtypes", default="float32",
+                        help="model dtypes of the flops case, each against the matmul peak in that dtype "
+                             "(default float32; on a GPU: float32,bfloat16)")
+    parser.add_argument("--flops-shapes", default="16x4",
+                        help="BATCHxSECONDS clip shapes of the flops case (default 16x4, case (a)); figures of "
+                             "other shapes go under ssl.<B>x<S>s")
+    parser.add_argument("--precision-members", default="hubert,wav2vec2,crepe",
+                        help="fusion_cat members of the precision case (default all three)")
     parser.add_argument("--ensembles", default="fusion_cat,cat,crepe")
     parser.add_argument("--checkpoints", default="bench_checkpoints", help="cache folder for random checkpoints")
     # worker mode
@@ -357,12 +380,19 @@ def main() -> None:
     figures |= {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
                      "ssl_layers": args.layers or "full", "c_layers": args.c_layers,
                      "weights": "random (real-size architectures; CREPE real)"}
+    if args.device.startswith("cuda"):
+        figures["device_name"] = torch.cuda.get_device_name(torch.device(args.device))
     root = Path(args.checkpoints)
     manifest = write_checkpoints(root / f"layers-{args.layers or 'full'}", args.layers)
     figures["loadavg_start"] = list(os.getloadavg())  # 1, 5, 15 min: other work on the machine skews every time
-    if "flops" in cases:  # the peak is the denominator of the flops case only
-        figures["matmul_peak_gflops"] = peak = matmul_peak_gflops(args.device)
-        print(f"matmul peak (2048^2 fp32): {peak:.1f} GFLOP/s", flush=True)
+    peaks: dict[str, float] = {}  # the denominators of the flops case, per dtype
+    if "flops" in cases:
+        size = 8192 if args.device.startswith("cuda") else 2048  # a GPU needs big products to reach its peak
+        for dtype in args.flops_dtypes.split(","):
+            peaks[dtype] = matmul_peak_gflops(args.device, dtype, size)
+            figures["matmul_peak_gflops" + ("" if dtype == "float32" else f".{dtype}")] = peaks[dtype]
+            print(f"matmul peak ({size}^3 {dtype}): {peaks[dtype]:.1f} GFLOP/s", flush=True)
+        figures["matmul_peak_size"] = size
     print(f"SSL depth: {args.layers or 'full'}; load average {figures['loadavg_start'][0]:.2f}", flush=True)
     tmp = root / "outputs"
     tmp.mkdir(parents=True, exist_ok=True)
@@ -418,16 +448,22 @@ def main() -> None:
         if b and c:
             figures[f"{ensemble}.clip600s.peak_vs_clip60s"] = c / b
             print(f"{ensemble}: peak RSS on (c) = {c / b:.2f}x that on (b)", flush=True)
-    if "flops" in cases:
-        measured = ssl_flops_per_second(manifest, args.device)
-        measured["fraction_of_peak"] = measured["gflop_per_s"] / peak
-        for name, value in measured.items():
-            figures[f"ssl.batch16x4s.{name}"] = value
-        print(f"SSL members on (a): {measured['gflop_per_s']:.1f} GFLOP/s = "
-              f"{100 * measured['fraction_of_peak']:.0f}% of the matmul peak", flush=True)
+    for shape in args.flops_shapes.split(",") if peaks else ():
+        batch, seconds = shape.split("x")
+        name = "batch16x4s" if shape == "16x4" else f"{batch}x{seconds}s"
+        for dtype, peak in peaks.items():
+            measured = ssl_flops_per_second(manifest, args.device, dtype, int(batch), float(seconds))
+            measured["fraction_of_peak"] = measured["gflop_per_s"] / peak
+            prefix = f"ssl.{name}" + ("" if dtype == "float32" else f".{dtype}")
+            for key, value in measured.items():
+                figures[f"{prefix}.{key}"] = value
+            print(f"SSL members on {batch} x {seconds} s in {dtype}: {measured['gflop_per_s']:.1f} GFLOP/s = "
+                  f"{100 * measured['fraction_of_peak']:.0f}% of the {dtype} matmul peak", flush=True)
     if "precision" in cases:
         seconds = args.precision_seconds or (4.0 if args.device.startswith("cuda") else 0.5)
-        for key, entry in precision_fidelity(manifest, args.device, seconds).items():
+        figures["precision_seconds"] = seconds
+        members = tuple(args.precision_members.split(","))
+        for key, entry in precision_fidelity(manifest, args.device, seconds, members).items():
             for name, value in entry.items():
                 figures[f"{key}.{name}"] = value
             print(f"{key} ({seconds:g} s clip): cosine min {entry['cosine_min']:.5f}, max abs diff "

@@ -257,6 +257,53 @@ def precision(root: Path) -> str:
             f"{load_note(p.get('loadavg_start'), p['threads'])}{hint}.\n")
 
 
+def bench_cuda(root: Path) -> str:
+    """GPU figures of bench.py (--device cuda): SSL throughput per shape and dtype against that dtype's matmul
+    peak, hear_gura against the naive reference, and autocast fidelity."""
+    run = load_json(root, f"{EVAL}/bench-cuda.json")
+    flops = load_json(root, f"{EVAL}/bench-cuda-flops.json")
+    lines = ["| SSL members (HuBERT-xlarge + wav2vec 2.0 large, full depth) | dtype | TFLOP/s | fraction of that "
+             "dtype's matmul peak |", "|---|---|---:|---:|"]
+    shapes = sorted({k.split(".")[1] for k in flops if k.startswith("ssl.") and k.endswith(".gflop_per_s")},
+                    key=lambda name: (name != "batch16x4s", int(name.split("x")[0]) if name[0].isdigit() else 0))
+    for shape in shapes:
+        label = "16 x 4 s (case (a))" if shape == "batch16x4s" else shape.replace("x", " x ", 1).replace("s", " s")
+        for dtype in ("float32", "bfloat16"):
+            prefix = f"ssl.{shape}" + ("" if dtype == "float32" else f".{dtype}")
+            if f"{prefix}.gflop_per_s" in flops:
+                lines.append(f"| {label} | {dtype} | {flops[f'{prefix}.gflop_per_s'] / 1000:.1f} | "
+                             f"**{100 * flops[f'{prefix}.fraction_of_peak']:.0f} %** |")
+    size = flops["matmul_peak_size"]
+    lines += ["", f"Peaks measured in the same run ({size}^3 products, best of 5): fp32 "
+              f"{flops['matmul_peak_gflops'] / 1000:.1f} TFLOP/s (TF32 off for matrix products, torch's default; cuDNN's convolutions, the CNN front end, may use TF32, also torch's default), bf16 "
+              f"{flops['matmul_peak_gflops.bfloat16'] / 1000:.0f} TFLOP/s. Times: best of 3. bf16 is autocast "
+              "(`dtype=\"bfloat16\"`), the CNN front end and normalisations included.", ""]
+    lines += ["| fusion_hubert (HuBERT-xlarge, mean of 49 states, full depth, fp32) | hear_gura | naive reference | "
+              "speed-up | max abs diff | peak memory |", "|---|---|---|---:|---:|---|"]
+    for case, label in (("batch16x4s", "(a) 16 x 4 s"), ("clip60s", "(b) 1 x 60 s")):
+        e = {k.split(".", 2)[2]: v for k, v in run.items() if k.startswith(f"fusion_hubert.{case}.")}
+        if e.get("ours_error") or not e.get("ours_s"):
+            raise FiguresError(f"bench-cuda.json: hear_gura failed on {label}: {e.get('ours_error')}")
+        memory = (f"{e['ours_peak_mb']:.0f} MB against {e['naive_peak_mb']:.0f} MB"
+                  + (f" (**-{100 * e['peak_reduction']:.0f} %**)" if e.get("peak_reduction") else ""))
+        lines.append(f"| {label} | {e['ours_s'] * 1000:.0f} ms ({e['audio_s_per_s']:.0f} audio-s/s) | "
+                     f"{e['naive_s'] * 1000:.0f} ms | {e['speedup']:.2f}x | {e['max_abs_diff']:.1e} | {memory} |")
+    lines += ["", "| member (random weights, full depth) | clip | bf16 cosine min | bf16 max abs diff | bf16 speed vs "
+              "fp32 | fp16 cosine min | fp16 speed vs fp32 |", "|---|---|---|---|---:|---|---:|"]
+    for data, seconds in ((flops, flops["precision_seconds"]), (run, run["precision_seconds"])):
+        for member in ("hubert", "wav2vec2"):
+            key = f"precision.{member}"
+            if f"{key}.bfloat16.speedup" not in data:
+                continue
+            lines.append(f"| {member} | {seconds:g} s | {data[f'{key}.bfloat16.cosine_min']:.5f} | "
+                         f"{data[f'{key}.bfloat16.max_abs_diff']:.2g} | {data[f'{key}.bfloat16.speedup']:.2f}x | "
+                         f"{data[f'{key}.float16.cosine_min']:.5f} | {data[f'{key}.float16.speedup']:.2f}x |")
+    lines += ["", f"One {run.get('device_name', 'GPU')}, torch {run['torch']}, {run['threads']} CPU threads, "
+              f"{load_note(run.get('loadavg_start'), run['threads'])} (bench-cuda.json) and "
+              f"{load_note(flops.get('loadavg_start'), flops['threads'])} (bench-cuda-flops.json); each case once."]
+    return "\n".join(lines) + "\n"
+
+
 def demo_ci(root: Path) -> str:
     timing = load_json(root, f"{EVAL}/results-demo/timings.json")
     command = load_json(root, f"{EVAL}/results-demo/command.json")["arguments"]
@@ -399,13 +446,11 @@ def real_members(root: Path) -> str:
     lines = [md_table(root, f"{REAL}/results.md"), ""]
     lines.append(f"Cells: heareval's probe, grid `fast`, 2 grid points, one seed (42), on {provenance['machine']}; "
                  f"{provenance['load']} n/a: not run ({provenance['not_run']}).")
-    later = later_real_scores(root)
     for folder in REAL_LATER:
         note = load_json(root, f"{folder}/provenance.json")
-        scored = ", ".join(f"{v} on {t} {value:.3f}" for (v, t), (value, f) in sorted(later.items()) if f == folder)
-        lines += ["", f"Measured later, at the same probe settings and on the same task content, in `{folder}/`: "
-                  f"{scored}. {note['load']} The table above is `results-real`'s own; the comparisons and "
-                  "targets below include these cells."]
+        lines += ["", f"Measured later, at the same probe settings (n/a here: in the table above, or not run), "
+                  f"in `{folder}/`:", "", md_table(root, f"{folder}/results.md"), "",
+                  f"{note['load']} The comparisons and targets below include these cells."]
     same = [(v, t) for v, t in real if (v, t) in full]
     if same:
         lines += ["", "Against `eval_scripts/results-full` (code of 2026-11-24, run with 2 threads): "
@@ -772,6 +817,7 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "windowing": windowing,
     "bench-cpu": bench_cpu,
     "precision": precision,
+    "bench-cuda": bench_cuda,
     "demo-ci": demo_ci,
     "full-suite": full_suite,
     "full-findings": full_findings,
