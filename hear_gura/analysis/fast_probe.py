@@ -87,6 +87,9 @@ class ProbeConfig:
         mlp_hidden, mlp_dropout, mlp_lr: the MLP probe (heareval's model, :func:`mlp_model`: one hidden
             layer, BatchNorm, dropout, ReLU, RAW inputs) and its Adam learning rate (a value of
             heareval's grid); trained as the linear probe is (batches, early stop on validation loss).
+        retries: when no validation check beats the untrained (zero) state, which would score chance,
+            training is redone up to this many times, checking every step, with the learning rate divided by
+            10 each time (:func:`train_probe`); every fold records the cadence and rate it kept.
     """
 
     lr: float = 3e-3
@@ -102,6 +105,7 @@ class ProbeConfig:
     mlp_hidden: int = 1024
     mlp_dropout: float = 0.1
     mlp_lr: float = 1e-3
+    retries: int = 2
 
 
 #: The fast probe's kinds (:func:`probe_task`).
@@ -493,12 +497,19 @@ def activation(task: TaskSpec, logits: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class TrainResult:
-    """A trained probe: the model at its best validation loss, and how it got there."""
+    """A trained probe: the model at its best validation loss, and how it got there.
+
+    ``check_every`` and ``lr``: the validation cadence (optimiser steps) and learning rate of the run that
+    produced ``model``: ``max(eval_every, steps per epoch)`` and ``config.lr``, or 1 and a tenth (a hundredth)
+    of it when no check of the previous run beat the untrained state (:attr:`ProbeConfig.retries`).
+    """
 
     model: torch.nn.Module
     steps: int
     best_step: int
     valid_loss: float
+    check_every: int = 0
+    lr: float = 0.0
 
 
 def parameter_groups(model: torch.nn.Module, lr: float) -> List[Dict[str, Any]]:
@@ -521,11 +532,9 @@ def train_probe(model: torch.nn.Module, task: TaskSpec, train: SplitArrays, vali
     loss_fn = _loss_function(task)
     x_train, x_valid = _Rows(train.x, where, config.memory_values), _Rows(valid.x, where, config.memory_values)
     y_train, y_valid = torch.from_numpy(train.y).to(where), torch.from_numpy(valid.y).to(where)
-    optimiser = torch.optim.Adam(parameter_groups(model, config.lr))
-    generator = torch.Generator().manual_seed(seed)
     batch = min(config.batch_size, len(x_train))
     per_epoch = math.ceil(len(x_train) / batch)
-    check = max(config.eval_every, per_epoch)
+    initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     def valid_loss() -> float:
         model.eval()
@@ -535,27 +544,45 @@ def train_probe(model: torch.nn.Module, task: TaskSpec, train: SplitArrays, vali
         model.train()
         return total / max(1, len(x_valid))
 
-    best = (valid_loss(), 0, {k: v.detach().clone() for k, v in model.state_dict().items()})
-    step, waited, order = 0, 0, torch.empty(0, dtype=torch.long)
-    model.train()
-    while step < config.max_steps and waited < config.patience:
-        for _ in range(check):
-            if len(order) < batch:
-                order = torch.cat([order, torch.randperm(len(x_train), generator=generator)])
-            index, order = order[:batch].sort().values, order[batch:]  # sorted: memmaps read forwards
-            optimiser.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x_train.take(index)), y_train[index.to(where)])
-            loss.backward()
-            optimiser.step()
-            step += 1
-        current = valid_loss()
-        if current < best[0] - config.min_delta:
-            best, waited = (current, step, {k: v.detach().clone() for k, v in model.state_dict().items()}), 0
-        else:
-            waited += 1
-    model.load_state_dict(best[2])
+    def run(check: int, lr: float) -> Tuple[float, int, Dict[str, torch.Tensor], int]:
+        """Train from the initial state, checking every ``check`` steps: (best loss, its step, its state, steps)."""
+        model.load_state_dict(initial)
+        optimiser = torch.optim.Adam(parameter_groups(model, lr))
+        generator = torch.Generator().manual_seed(seed)
+        best = (valid_loss(), 0, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        step, waited, order = 0, 0, torch.empty(0, dtype=torch.long)
+        model.train()
+        while step < config.max_steps and waited < config.patience:
+            for _ in range(check):
+                if len(order) < batch:
+                    order = torch.cat([order, torch.randperm(len(x_train), generator=generator)])
+                index, order = order[:batch].sort().values, order[batch:]  # sorted: memmaps read forwards
+                optimiser.zero_grad(set_to_none=True)
+                loss = loss_fn(model(x_train.take(index)), y_train[index.to(where)])
+                loss.backward()
+                optimiser.step()
+                step += 1
+            current = valid_loss()
+            if current < best[0] - config.min_delta:
+                best, waited = (current, step, {k: v.detach().clone() for k, v in model.state_dict().items()}), 0
+            else:
+                waited += 1
+        return best[0], best[1], best[2], step
+
+    check, lr = max(config.eval_every, per_epoch), config.lr
+    best_loss, best_step, state, steps = run(check, lr)
+    for _ in range(config.retries):
+        if best_step > 0:
+            break  # a run that learned is never redone
+        # No check beat the untrained state: the probe overshoots or overfits within the first ``check`` steps
+        # (Adam's first steps move every weight by about ``lr``, a large change of the logits on wide inputs),
+        # and keeping the untrained state would score chance. Redo it checking every step with a tenth of the
+        # learning rate (same seed, same batches).
+        check, lr = 1, lr / 10
+        best_loss, best_step, state, steps = run(check, lr)
+    model.load_state_dict(state)
     model.eval()
-    return TrainResult(model, step, best[1], best[0])
+    return TrainResult(model, steps, best_step, best_loss, check, lr)
 
 
 def predict(model: torch.nn.Module, task: TaskSpec, x: np.ndarray, device: str = "cpu",
@@ -607,6 +634,8 @@ class FoldScores:
     steps: int = 0
     best_step: int = 0
     postprocessing: Optional[List[List[Any]]] = None
+    check_every: int = 0  # steps between validation checks (1: a redone run, see ProbeConfig.retries)
+    lr: float = 0.0  # the learning rate of the run kept
 
 
 def fold_scores(task: TaskSpec, model: torch.nn.Module, valid: SplitArrays, test: SplitArrays,
@@ -680,7 +709,8 @@ def probe_task(task: TaskSpec, splits: Mapping[str, SplitArrays], probe: str = "
             result = train_probe(factory(train), task, train, valid, train_config, seed + index, device)
             test_scores, valid_scores, setting = fold_scores(task, result.model, valid, test, device,
                                                              config.memory_values)
-        per_fold[name] = asdict(FoldScores(test_scores, valid_scores, result.steps, result.best_step, setting))
+        per_fold[name] = asdict(FoldScores(test_scores, valid_scores, result.steps, result.best_step, setting,
+                                           result.check_every, result.lr))
         models[name] = result.model.cpu()
     return {"probe": probe, **summarise(task, {k: v["test"] for k, v in per_fold.items()}),
             "per_fold": per_fold, "seconds": time.perf_counter() - start, "models": models}
@@ -705,7 +735,8 @@ def score_embedding_folder(task_embeddings: Path, seed: int = 0, device: str = "
              "test": {metric: value},           # mean over folds (k-fold) or the test split
              "test_std": {metric: value},       # k-fold only: sample std over folds (as heareval)
              "per_fold": {fold: {"test": {metric: v}, "valid": {metric: v}, "steps": int,
-                                 "best_step": int, "postprocessing": [[name, value], ...] | None}},
+                                 "best_step": int, "postprocessing": [[name, value], ...] | None,
+                                 "check_every": int, "lr": float}},
              "knn": {"test": ..., "test_std": ..., "per_fold": ...},   # scene tasks only
              "hparams": {...ProbeConfig...}, "seed": int, "device": str,
              "seconds": float}                  # wall-clock of reading + probing
