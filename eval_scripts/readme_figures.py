@@ -664,9 +664,9 @@ def layer_loop(root: Path) -> str:
     return "\n".join(out) + "\n"
 
 
-def fastprobe_agreement(root: Path) -> str:
+def fastprobe_agreement(root: Path, name: str = "fastprobe-agreement.json") -> str:
     """The fast probe against heareval's on the cells scored with both (eval_scripts/fastprobe_agreement.py)."""
-    data = load_json(root, f"{EVAL}/fastprobe-agreement.json")
+    data = load_json(root, f"{EVAL}/{name}")
 
     def speed(s: dict, key: str) -> str:
         if s.get(f"{key}_median") is None:
@@ -692,9 +692,10 @@ def fastprobe_agreement(root: Path) -> str:
     return "\n".join(out) + "\n"
 
 
-def fastprobe_kinds(root: Path) -> str:
-    """Each fast-probe kind's rank agreement with heareval per family, on the same embeddings (fastprobe_kinds.py)."""
-    data = load_json(root, f"{EVAL}/fastprobe-kinds.json")
+def fastprobe_kinds(root: Path, name: str = "fastprobe-kinds.json", with_seeds: bool = True) -> str:
+    """Each fast-probe kind's rank agreement with heareval per family, on the same embeddings (fastprobe_kinds.py);
+    ``with_seeds``: and heareval's agreement with itself (results-heareval-seeds)."""
+    data = load_json(root, f"{EVAL}/{name}")
     families = [f for f in ("scene", "pitch", "event") if any(f in fams for fams in data["summary"].values())]
 
     def cell(s: dict | None) -> str:
@@ -720,6 +721,8 @@ def fastprobe_kinds(root: Path) -> str:
             f"embeddings. Skipped (no embeddings here): {', '.join(data['skipped']) or 'none'}. Speed-up: "
             "heareval's `predict_seconds` of the cell (one process each, as the cells ran) over the kind's "
             f"seconds in this script's process. Measured: {data['note']}."]
+    if not with_seeds:
+        return "\n".join(out) + "\n"
     seeds = [r for r in load_csv(root, f"{EVAL}/results-heareval-seeds/results.csv") if r["source"] == "measured"]
     runs = {r["variant"]: json.loads(r["seed_scores"]) for r in seeds}
     first, second = ([v[i] for v in runs.values()] for i in (0, 1))
@@ -828,6 +831,8 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "scaled-fusion": scaled_fusion,
     "fastprobe-agreement": fastprobe_agreement,
     "fastprobe-kinds": fastprobe_kinds,
+    "fastprobe-agreement-env": lambda root: fastprobe_agreement(root, "fastprobe-agreement-env.json"),
+    "fastprobe-kinds-env": lambda root: fastprobe_kinds(root, "fastprobe-kinds-env.json", with_seeds=False),
 }
 """Block name -> renderer (the files each reads are named in it)."""
 
