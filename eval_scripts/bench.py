@@ -228,6 +228,11 @@ def _vm_hwm_mb(pid: int) -> float:
 
 
 # ------------------------------------------------------------------- measures
+def dtype_suffix(dtype: str) -> str:
+    """The dtype part of a figure's key: none for float32 (the keys of every earlier run), else ``.<dtype>``."""
+    return "" if dtype == "float32" else f".{dtype}"
+
+
 def timed(function, device: str):
     """``(function(), wall seconds)``, the GPU synchronised before and after (its work is asynchronous)."""
     import torch
@@ -390,7 +395,7 @@ def main() -> None:
         size = 8192 if args.device.startswith("cuda") else 2048  # a GPU needs big products to reach its peak
         for dtype in args.flops_dtypes.split(","):
             peaks[dtype] = matmul_peak_gflops(args.device, dtype, size)
-            figures["matmul_peak_gflops" + ("" if dtype == "float32" else f".{dtype}")] = peaks[dtype]
+            figures["matmul_peak_gflops" + dtype_suffix(dtype)] = peaks[dtype]
             print(f"matmul peak ({size}^3 {dtype}): {peaks[dtype]:.1f} GFLOP/s", flush=True)
         figures["matmul_peak_size"] = size
     print(f"SSL depth: {args.layers or 'full'}; load average {figures['loadavg_start'][0]:.2f}", flush=True)
@@ -454,7 +459,7 @@ def main() -> None:
         for dtype, peak in peaks.items():
             measured = ssl_flops_per_second(manifest, args.device, dtype, int(batch), float(seconds))
             measured["fraction_of_peak"] = measured["gflop_per_s"] / peak
-            prefix = f"ssl.{name}" + ("" if dtype == "float32" else f".{dtype}")
+            prefix = f"ssl.{name}" + dtype_suffix(dtype)
             for key, value in measured.items():
                 figures[f"{prefix}.{key}"] = value
             print(f"SSL members on {batch} x {seconds} s in {dtype}: {measured['gflop_per_s']:.1f} GFLOP/s = "

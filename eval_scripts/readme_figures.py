@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fastprobe_agreement import spearman  # noqa: E402  (the one Spearman of the figures)
+from bench import dtype_suffix  # noqa: E402  (the keys bench.py writes)
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = "eval_scripts"
@@ -269,7 +270,7 @@ def bench_cuda(root: Path) -> str:
     for shape in shapes:
         label = "16 x 4 s (case (a))" if shape == "batch16x4s" else shape.replace("x", " x ", 1).replace("s", " s")
         for dtype in ("float32", "bfloat16"):
-            prefix = f"ssl.{shape}" + ("" if dtype == "float32" else f".{dtype}")
+            prefix = f"ssl.{shape}" + dtype_suffix(dtype)
             if f"{prefix}.gflop_per_s" in flops:
                 lines.append(f"| {label} | {dtype} | {flops[f'{prefix}.gflop_per_s'] / 1000:.1f} | "
                              f"**{100 * flops[f'{prefix}.fraction_of_peak']:.0f} %** |")

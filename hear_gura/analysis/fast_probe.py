@@ -534,7 +534,11 @@ def train_probe(model: torch.nn.Module, task: TaskSpec, train: SplitArrays, vali
     y_train, y_valid = torch.from_numpy(train.y).to(where), torch.from_numpy(valid.y).to(where)
     batch = min(config.batch_size, len(x_train))
     per_epoch = math.ceil(len(x_train) / batch)
-    initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def snapshot() -> Dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    initial = snapshot()
 
     def valid_loss() -> float:
         model.eval()
@@ -544,12 +548,14 @@ def train_probe(model: torch.nn.Module, task: TaskSpec, train: SplitArrays, vali
         model.train()
         return total / max(1, len(x_valid))
 
+    initial_loss = valid_loss()  # of the untrained state, where every run starts
+
     def run(check: int, lr: float) -> Tuple[float, int, Dict[str, torch.Tensor], int]:
         """Train from the initial state, checking every ``check`` steps: (best loss, its step, its state, steps)."""
         model.load_state_dict(initial)
         optimiser = torch.optim.Adam(parameter_groups(model, lr))
         generator = torch.Generator().manual_seed(seed)
-        best = (valid_loss(), 0, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        best = (initial_loss, 0, initial)
         step, waited, order = 0, 0, torch.empty(0, dtype=torch.long)
         model.train()
         while step < config.max_steps and waited < config.patience:
@@ -564,7 +570,7 @@ def train_probe(model: torch.nn.Module, task: TaskSpec, train: SplitArrays, vali
                 step += 1
             current = valid_loss()
             if current < best[0] - config.min_delta:
-                best, waited = (current, step, {k: v.detach().clone() for k, v in model.state_dict().items()}), 0
+                best, waited = (current, step, snapshot()), 0
             else:
                 waited += 1
         return best[0], best[1], best[2], step
