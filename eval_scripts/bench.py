@@ -21,7 +21,11 @@ variants from one shared member pass relative to one variant; "flops" = the SSL
 members' FLOP/s on (a) against the measured matmul peak; "precision" = per
 member, bf16 and fp16 autocast against fp32 (cosine, max abs diff, speed-up). Each measurement
 runs in its own process so peak memory (RSS on CPU, max allocated on GPU) is
-its own. ``--json`` writes every figure under a stable key.
+its own. Cases (a)-(d) compare hear_gura's embeddings with the reference's:
+max abs diff, the reference's largest value (``max_abs_value``: the scale of
+that difference) and the minimum cosine over frames; ``--repeat-naive`` runs the
+reference twice, so a difference can be told from the device's own run-to-run
+spread (``naive_repeat_*``). ``--json`` writes every figure under a stable key.
 
 If hear_gura's own side fails on any case (an exception, out of memory, a
 crash), no speed-up is computed for that case, ``--json`` is not written (the
@@ -46,6 +50,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 HXL = "facebook/hubert-xlarge-ll60k"
 W = "facebook/wav2vec2-large-960h-lv60-self"
 CASES = {"a": (16, 4.0), "b": (1, 60.0), "c": (1, 600.0), "d": (84, 1.0)}
+#: The workers' cuDNN TF32 setting (``--conv-tf32``), set once by main().
+CONV_TF32 = ["default"]
 KEYS = {"a": "batch16x4s", "b": "clip60s", "c": "clip600s", "d": "batch84x1s"}
 
 
@@ -154,6 +160,8 @@ def worker(args: argparse.Namespace) -> None:
     from hear_gura.api import load_ensemble_model
 
     torch.manual_seed(0)
+    if args.conv_tf32 == "off":  # cuDNN convolutions in full fp32 (PyTorch lets them use TF32 by default)
+        torch.backends.cudnn.allow_tf32 = False
     batch, seconds = CASES[args.case]
     audio = (torch.rand(batch, int(seconds * 16000)) * 2 - 1).to(args.device)
     manifest = Path(args.manifest) if args.manifest else None
@@ -189,7 +197,7 @@ def run_worker(device: str, impl: str, ensemble: str, case: str, manifest: Path 
     """One measurement in a fresh process. Past ``timeout`` seconds the process is
     killed and the result says so, with the peak RSS it had reached (CPU)."""
     command = [sys.executable, __file__, "--worker", "--device", device, "--impl", impl, "--ensemble", ensemble,
-               "--case", case, "--options", json.dumps(options)]
+               "--case", case, "--options", json.dumps(options), "--conv-tf32", CONV_TF32[0]]
     if manifest:
         command += ["--manifest", str(manifest)]
     if save:
@@ -338,6 +346,19 @@ def grid_cost(manifest: Path, device: str) -> dict:
     return {"one_variant_s": one, "four_variants_s": four, "cost_ratio": four / one}
 
 
+def output_fidelity(ours: "torch.Tensor", naive: "torch.Tensor") -> dict:
+    """hear_gura's embeddings against the naive reference's, ``(..., width)`` each: ``max_abs_diff``, and the
+    scale it is measured on (``max_abs_value``: the reference's largest value; random weights over 48 layers
+    give large ones) with ``cosine_min`` over the rows (frames); all None when the shapes differ."""
+    import torch
+
+    if ours.shape != naive.shape:
+        return {"max_abs_diff": None, "max_abs_value": None, "cosine_min": None}
+    cosine = torch.nn.functional.cosine_similarity(ours.double(), naive.double(), dim=-1)
+    return {"max_abs_diff": (ours - naive).abs().max().item(), "max_abs_value": naive.abs().max().item(),
+            "cosine_min": cosine.min().item()}
+
+
 # ------------------------------------------------------------------------ main
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -364,6 +385,12 @@ def main() -> None:
                              "other shapes go under ssl.<B>x<S>s")
     parser.add_argument("--precision-members", default="hubert,wav2vec2,crepe",
                         help="fusion_cat members of the precision case (default all three)")
+    parser.add_argument("--repeat-naive", action="store_true",
+                        help="cases a-d: run the naive reference twice and report how far the two runs differ "
+                             "(naive_repeat_max_abs_diff: the device's run-to-run spread, beside ours vs naive)")
+    parser.add_argument("--conv-tf32", choices=("default", "off"), default="default",
+                        help="cases a-d on a GPU: 'off' runs cuDNN convolutions in full fp32 (PyTorch's default "
+                             "lets them use TF32; matmuls are fp32 either way)")
     parser.add_argument("--ensembles", default="fusion_cat,cat,crepe")
     parser.add_argument("--checkpoints", default="bench_checkpoints", help="cache folder for random checkpoints")
     # worker mode
@@ -381,10 +408,11 @@ def main() -> None:
     import torch
 
     cases = args.cases.split(",")
+    CONV_TF32[0] = args.conv_tf32
     figures: dict = json.loads(Path(args.json).read_text()) if args.update and Path(args.json).exists() else {}
     figures |= {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
                      "ssl_layers": args.layers or "full", "c_layers": args.c_layers,
-                     "weights": "random (real-size architectures; CREPE real)"}
+                     "weights": "random (real-size architectures; CREPE real)", "conv_tf32": args.conv_tf32}
     if args.device.startswith("cuda"):
         figures["device_name"] = torch.cuda.get_device_name(torch.device(args.device))
     root = Path(args.checkpoints)
@@ -425,14 +453,20 @@ def main() -> None:
             ours, naive = results.get("ours"), results.get("naive")
             if side_failed(ours):
                 failures.append(f"{key}: {ours.get('error') or 'no time measured'}")
-                for name in ("audio_s_per_s", "speedup", "max_abs_diff", "mixed_runs"):
+                for name in ("audio_s_per_s", "speedup", "max_abs_diff", "max_abs_value", "cosine_min",
+                             "mixed_runs"):
                     figures.pop(f"{key}.{name}", None)  # nothing computed from a failed run survives
             elif ours:
                 entry["audio_s_per_s"] = ours["audio_seconds"] / ours["seconds"]
                 if naive and not side_failed(naive):
                     entry["speedup"] = naive["seconds"] / ours["seconds"]
                     a, b = torch.load(tmp / "ours.pt"), torch.load(tmp / "naive.pt")
-                    entry["max_abs_diff"] = (a - b).abs().max().item() if a.shape == b.shape else None
+                    entry |= output_fidelity(a, b)
+                    if args.repeat_naive:  # the same code twice: the device's own run-to-run spread
+                        again = run_worker(args.device, "naive", ensemble, case, case_manifest, {}, tmp / "naive2.pt")
+                        if not side_failed(again):
+                            repeat = output_fidelity(torch.load(tmp / "naive2.pt"), b)
+                            entry |= {f"naive_repeat_{k}": v for k, v in repeat.items() if k != "max_abs_value"}
             for name, value in entry.items():
                 figures[f"{key}.{name}"] = value
             if (len(results) == 1 and not side_failed(ours) and figures.get(f"{key}.ours_s")

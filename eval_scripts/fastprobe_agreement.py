@@ -12,7 +12,14 @@ by ``pitch_acc``; event: timestamp tasks):
 - ``spearman_per_task``: the correlation over variants within each task (needs 3+
   variants), and their mean;
 - ``speedup``: heareval's probe seconds / the fast probe's, per cell, with the
-  family's median and minimum.
+  family's median and minimum;
+- ``heareval_self``, when the cells ran heareval's probe with two or more seeds
+  (``hear-gura evaluate --seeds 2``): heareval against itself, the Spearman
+  correlation of its first seed's scores (42, its own) with its second's on the
+  same embeddings, pooled and per task; the most a probe can be expected to
+  agree with ONE heareval run. ``spearman_pooled_first_seed`` /
+  ``spearman_pooled_second_seed`` then give the fast probe against each run,
+  ``spearman_pooled`` against their mean (the cell's score).
 
 Run it after both probes have finished, e.g.::
 
@@ -98,6 +105,8 @@ def paired_cells(outs: Sequence[Path]) -> List[Dict[str, Any]]:
                 "heareval_seconds": hear.get("predict_seconds"), "fast_seconds": fast.get("predict_seconds"),
                 "out": str(out), "embedding_dir": fast.get("embedding_dir"), "fast_seed": (fast.get("seeds") or [42])[0],
             }
+            if len(hear.get("seed_scores") or []) >= 2:
+                pairs[key].update(heareval_seeds=hear["seeds"], heareval_seed_scores=hear["seed_scores"])
     return sorted(pairs.values(), key=lambda p: (p["family"], p["task"], p["variant"]))
 
 
@@ -126,8 +135,39 @@ def rerun_fast(pairs: Sequence[Dict[str, Any]]) -> float:
     return imports
 
 
+def self_agreement(cells: Sequence[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """heareval against itself over cells with 2+ seeds: Spearman of the first run's scores with the second's,
+    pooled and per task, and the fast probe against each run alone (None when no cell has two seeds)."""
+    seeded = [p for p in cells if len(p.get("heareval_seed_scores") or []) >= 2]
+    if not seeded:
+        return None
+    first = [p["heareval_seed_scores"][0] for p in seeded]
+    second = [p["heareval_seed_scores"][1] for p in seeded]
+    tasks = sorted({p["task"] for p in seeded})
+
+    def per_task(a: int | None, b: int | None) -> Dict[str, Optional[float]]:
+        """Spearman per task between heareval run ``a`` (None: the fast probe) and run ``b``."""
+        def scores(rows: List[Dict[str, Any]], run: int | None) -> List[float]:
+            return [p["fast"] if run is None else p["heareval_seed_scores"][run] for p in rows]
+        return {t: spearman(scores([p for p in seeded if p["task"] == t], a),
+                            scores([p for p in seeded if p["task"] == t], b)) for t in tasks}
+
+    itself = per_task(0, 1)
+    defined = [v for v in itself.values() if v is not None]
+    return {
+        "cells": len(seeded), "seeds": seeded[0]["heareval_seeds"][:2],
+        "spearman_pooled": spearman(first, second), "spearman_per_task": itself,
+        "spearman_per_task_mean": statistics.fmean(defined) if defined else None,
+        "max_abs_score_difference": max(abs(a - b) for a, b in zip(first, second)),
+        "spearman_pooled_first_seed": spearman(first, [p["fast"] for p in seeded]),
+        "spearman_pooled_second_seed": spearman(second, [p["fast"] for p in seeded]),
+        "spearman_per_task_first_seed": per_task(None, 0),
+        "spearman_per_task_second_seed": per_task(None, 1),
+    }
+
+
 def summarise(pairs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
-    """Per family: pooled and per-task Spearman, speed-ups."""
+    """Per family: pooled and per-task Spearman, speed-ups, and heareval against itself where it ran 2+ seeds."""
     result: Dict[str, Any] = {}
     for name in FAMILIES:
         cells = [p for p in pairs if p["family"] == name]
@@ -155,6 +195,9 @@ def summarise(pairs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
             "speedup_in_process_min": min(in_process) if in_process else None,
             "speedup_in_process_max": max(in_process) if in_process else None,
         }
+        itself = self_agreement(cells)
+        if itself is not None:
+            result[name]["heareval_self"] = itself
     return result
 
 
@@ -188,6 +231,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         if s["speedup_in_process_median"] is not None:
             speed += f"; in process {s['speedup_in_process_median']:.1f}x (min {s['speedup_in_process_min']:.1f}x)"
         print(f"{name}: {s['cells']} cells, Spearman pooled {pooled}, per task mean {mean}, speed-up median {speed}")
+        if "heareval_self" in s:
+            h = s["heareval_self"]
+            print(f"  heareval seeds {h['seeds'][0]} vs {h['seeds'][1]} on {h['cells']} cells: Spearman pooled "
+                  f"{h['spearman_pooled']:.3f}, per task " + ", ".join(
+                      f"{t.split('-v1')[0]} {'n/a' if v is None else f'{v:.3f}'}"
+                      for t, v in h["spearman_per_task"].items())
+                  + f"; fast vs seed {h['seeds'][0]} {h['spearman_pooled_first_seed']:.3f}, "
+                    f"vs seed {h['seeds'][1]} {h['spearman_pooled_second_seed']:.3f}")
     if args.json:
         args.json.write_text(json.dumps({"note": args.note, "import_seconds": imports, "pairs": pairs,
                                          "summary": summary}, indent=2) + "\n")

@@ -14,6 +14,10 @@ and the fast probe's seconds:
   early-stopped on the validation loss;
 - ``knn`` / ``knn_raw`` (scene tasks): the weighted kNN on standardised / raw embeddings.
 
+When heareval's cells ran two or more seeds (``hear-gura evaluate --seeds 2``),
+``heareval`` is their mean and each family also gives the kinds' pooled Spearman
+against each run alone (``spearman_pooled_per_seed``).
+
 The candidates were fixed before any was scored; with ten scene cells, a
 correlation chosen as the best of five is an optimistic estimate, so the
 pitch and event families (not used to pick) are reported beside it.
@@ -109,6 +113,12 @@ def summarise(pairs: Sequence[Dict[str, Any]], kinds: Sequence[str]) -> Dict[str
                 "speedup_median": statistics.median(speedups) if speedups else None,
                 "speedup_min": min(speedups) if speedups else None,
             }
+            if all(len(p.get("heareval_seed_scores") or []) >= 2 for p in cells):
+                # against each heareval run alone, beside their mean ("spearman_pooled")
+                per_family[fam]["spearman_pooled_per_seed"] = {
+                    str(seed): spearman([p["heareval_seed_scores"][i] for p in cells],
+                                        [p["kinds"][name]["score"] for p in cells])
+                    for i, seed in enumerate(cells[0]["heareval_seeds"][:2])}
         summary[name] = per_family
     return summary
 
@@ -151,6 +161,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         print(f"{p['family']:6s} {p['task']:30s} {p['variant']:32s}", end=" ", flush=True)
         scored = score_kinds(folder, p.get("fast_seed", 42), kinds)
         entry = {k: p[k] for k in ("variant", "task", "family", "metric", "heareval", "heareval_seconds", "fast")}
+        if "heareval_seed_scores" in p:  # heareval ran 2+ seeds: "heareval" is their mean
+            entry.update(heareval_seeds=p["heareval_seeds"], heareval_seed_scores=p["heareval_seed_scores"])
         entry.update(embedding_dir=str(folder), kinds=scored)
         if "linear" in scored:
             entry["linear_reproduces"] = scored["linear"]["score"] == p["fast"]

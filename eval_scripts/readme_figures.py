@@ -25,6 +25,7 @@ import difflib
 import json
 import math
 import re
+import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -302,6 +303,18 @@ def bench_cuda(root: Path) -> str:
     lines += ["", f"One {run.get('device_name', 'GPU')}, torch {run['torch']}, {run['threads']} CPU threads, "
               f"{load_note(run.get('loadavg_start'), run['threads'])} (bench-cuda.json) and "
               f"{load_note(flops.get('loadavg_start'), flops['threads'])} (bench-cuda-flops.json); each case once."]
+    lines += ["", "Where case (b)'s difference comes from (`bench-cuda-fidelity.json`, `bench-cuda-fidelity-notf32.json`: "
+              "case (b) again, the reference run twice):", "",
+              "| fusion_hubert (b) 1 x 60 s, fp32; cuDNN convolutions in | max abs diff, hear_gura vs reference | "
+              "largest value | cosine min over frames | reference vs itself, max abs diff |", "|---|---:|---:|---:|---:|"]
+    for name, label in (("bench-cuda-fidelity.json", "TF32 (torch's default)"),
+                        ("bench-cuda-fidelity-notf32.json", "fp32 (`--conv-tf32 off`)")):
+        f = load_json(root, f"{EVAL}/{name}")
+        e = {k.split(".", 2)[2]: v for k, v in f.items() if k.startswith("fusion_hubert.clip60s.")}
+        if e.get("max_abs_diff") is None:
+            raise FiguresError(f"{name}: no comparison of hear_gura with the reference on case (b)")
+        lines.append(f"| {label} | {e['max_abs_diff']:.1e} | "
+                     f"{e['max_abs_value']:.1f} | {e['cosine_min']:.7f} | {e['naive_repeat_max_abs_diff']:.1e} |")
     return "\n".join(lines) + "\n"
 
 
@@ -574,6 +587,94 @@ def scaled_fusion(root: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Resemblyzer + Basic Pitch, the speech + pitch fusion without CREPE, plain and scaled: one study (fusions and
+#: members, one seed), then heareval run with more seeds on the tasks where one run could not tell them apart.
+SPEECH_PITCH_PAIR = (f"{EVAL}/results-speech-pitch", "resemblyzer_basic_pitch", ("resemblyzer", "basic_pitch"))
+SPEECH_PITCH_SEEDS = (f"{EVAL}/results-speech-pitch-seeds", f"{EVAL}/results-speech-pitch-seeds-speech")
+
+
+def speech_pitch_pair(root: Path) -> str:
+    """Resemblyzer + Basic Pitch (plain and ``_scaled``) against each member on the speech tasks and on pitch.
+
+    Each row compares cells of ONE folder, the one with the most heareval seeds that holds the fusions and both
+    members on that task (heareval's scores move between runs and machines: see the seeds line).
+    """
+    folder, fusion, members = SPEECH_PITCH_PAIR
+    variants = (fusion, f"{fusion}_scaled")
+    needed = (*variants, *members)
+    real, _ = real_scores(root)
+    sources = [(f, cells(load_csv(root, f"{f}/results.csv"))) for f in (*SPEECH_PITCH_SEEDS, folder)
+               if (root / f / "results.csv").is_file()]
+    provenance = load_json(root, f"{folder}/provenance.json")
+    tasks = SPEECH_TASKS + ("nsynth_like_pitch",)
+
+    def value(row: dict) -> tuple[float, str]:
+        runs = json.loads(row["seed_scores"]) if row.get("seed_scores") else []
+        if len(runs) > 1:
+            return statistics.fmean(runs), f" ± {statistics.stdev(runs):.3f}"
+        return float(row["score"]), f" ± {float(row['score_std']):.3f}" if row["score_std"] else ""
+
+    lines = ["| task | heareval runs (± over) | " + " | ".join(f"`{v}`" for v in variants) + " | "
+             + " | ".join(members) + " | " + " | ".join(f"`{v}` above both members (same-seed runs above both)" for v in variants) + " |",
+             "|---|---|" + "---:|" * (len(variants) + len(members)) + "---|" * len(variants)]
+    verdicts: dict[str, list[bool | None]] = {v: [] for v in variants}
+    used: list[str] = []
+    for task in tasks:
+        found = next(((f, rows) for f, rows in sources if all((v, task) in rows and rows[(v, task)]["score"]
+                                                             for v in needed)), None)
+        if found is None:
+            for v in variants:
+                verdicts[v].append(None)
+            lines.append(f"| {task} | not run |" + " n/a |" * (len(needed) + len(variants)))
+            continue
+        source, rows = found
+        used.append(source)
+        scores = {v: value(rows[(v, task)]) for v in needed}
+        seeds = int(rows[(fusion, task)]["seeds"] or 1)  # runs i = 0 .. n-1 with seed 42 + i
+        spread = "seeds" if seeds > 1 else "folds" if rows[(fusion, task)]["score_std"] else "-"
+        best_member = max(scores[m][0] for m in members)
+        runs = {v: json.loads(rows[(v, task)]["seed_scores"]) for v in needed} if seeds > 1 else {}
+        marks = []
+        for v in variants:
+            verdicts[v].append(scores[v][0] > best_member)
+            mark = "yes" if scores[v][0] > best_member else "no"
+            if runs:  # the same seed's runs side by side: how often the fusion is above both members
+                wins = sum(runs[v][i] > max(runs[m][i] for m in members) for i in range(seeds))
+                mark += f" ({wins} of {seeds} runs)"
+            marks.append(mark)
+        lines.append(f"| {task} | {seeds} (± {spread}), `{source.split('/')[-1]}` | "
+                     + " | ".join(f"{scores[v][0]:.3f}{scores[v][1]}" for v in needed) + " | " + " | ".join(marks)
+                     + " |")
+    lines.append("")
+    for v in variants:
+        missing = [t for t, ok in zip(tasks, verdicts[v]) if ok is None]
+        met = "not met" if False in verdicts[v] else "unmeasured" if missing else "met"
+        lines.append(f"Speech + pitch target with `{v}` (mean over the row's heareval runs): **{met}**"
+                     + (f" (not measured: {', '.join(missing)})." if missing else "."))
+    pitch = [(f, rows) for f, rows in sources if ("basic_pitch", "nsynth_like_pitch") in rows
+             and rows[("basic_pitch", "nsynth_like_pitch")]["seed_scores"]]
+    if pitch:
+        f, rows = pitch[0]
+        runs = {v: json.loads(rows[(v, "nsynth_like_pitch")]["seed_scores"]) for v in ("basic_pitch", *variants)
+                if (v, "nsynth_like_pitch") in rows}
+        seeds = [42 + i for i in range(int(rows[("basic_pitch", "nsynth_like_pitch")]["seeds"]))]
+        check = load_json(root, f"{f}/check-old-code/basic_pitch-nsynth_like_pitch-v1-full.json")
+        lines += ["", f"Every heareval run on nsynth_like_pitch (seeds {', '.join(map(str, seeds))}): "
+                  + "; ".join(f"{v} " + " / ".join(f"{x:.3f}" for x in r) for v, r in runs.items())
+                  + f". Basic Pitch's {real[('basic_pitch', 'nsynth_like_pitch')]:.3f} in `results-real` (seed 42) was "
+                  f"made on an earlier machine; the same run with that code (`{check['identity']['versions']['hear_gura']}`) "
+                  f"on this machine gives {check['score']:.3f}, as today's code does (`{f}/provenance.json`)."]
+    scales = load_json(root, f"{EVAL}/member-scales-resemblyzer-basic-pitch.json")
+    lines += ["", "Unscaled, each member's share of the concatenation's variance (and its `member_scale` factor): "
+              + ", ".join(f"{m} {100 * e['share_of_variance']:.0f} % ({e['factor']:g})"
+                          for m, e in scales["members"].items())
+              + f", measured on {scales['clips']} clips of {scales['task']} (`member-scales-resemblyzer-basic-pitch.json`)."]
+    lines += ["", f"Cells: {provenance['what']} {provenance['load']} Commands: `provenance.json` in "
+              + ", ".join(f"`{f.split('/')[-1]}/`" for f in dict.fromkeys(used)) + ". ± seeds: the standard "
+              "deviation over heareval's runs; ± folds: over the test folds of one run (k-fold tasks)."]
+    return "\n".join(lines) + "\n"
+
+
 LAYERS = f"{EVAL}/layers-real"
 
 
@@ -736,6 +837,64 @@ def fastprobe_kinds(root: Path, name: str = "fastprobe-kinds.json", with_seeds: 
     return "\n".join(out) + "\n"
 
 
+def heareval_self_env(root: Path) -> str:
+    """heareval against itself (seeds 42 and 43 on the same embeddings) beside the fast probe's kinds against each
+    run and against their mean, on the env scene cells; and heareval's seed 42 at one thread against the committed
+    two-thread cells (fastprobe_agreement.py and fastprobe_kinds.py on ``hear-gura evaluate --seeds 2``)."""
+    agreement = load_json(root, f"{EVAL}/fastprobe-agreement-env-seeds.json")
+    kinds = load_json(root, f"{EVAL}/fastprobe-kinds-env-seeds.json")
+    scene = agreement["summary"]["scene"]
+    itself = scene.get("heareval_self")
+    if itself is None:
+        raise FiguresError("fastprobe-agreement-env-seeds.json: no cell ran heareval with two seeds")
+    first, second = itself["seeds"]
+    tasks = list(itself["spearman_per_task"])
+
+    def rho(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.2f}"
+
+    def per_task(values: dict) -> str:
+        return " | ".join(rho(values.get(t)) for t in tasks)
+
+    lines = [f"| scene, {itself['cells']} cells | Spearman, all pairs | "
+             + " | ".join(t.split("-v1")[0] for t in tasks) + " |", "|---|---:|" + "---:|" * len(tasks),
+             f"| heareval seed {first} vs heareval seed {second} | **{rho(itself['spearman_pooled'])}** | "
+             f"{per_task(itself['spearman_per_task'])} |",
+             f"| fast `linear` vs heareval seed {first} | {rho(itself['spearman_pooled_first_seed'])} | "
+             f"{per_task(itself['spearman_per_task_first_seed'])} |",
+             f"| fast `linear` vs heareval seed {second} | {rho(itself['spearman_pooled_second_seed'])} | "
+             f"{per_task(itself['spearman_per_task_second_seed'])} |",
+             f"| fast `linear` vs the mean of both heareval runs | {rho(scene['spearman_pooled'])} | "
+             + " | ".join(rho(scene["spearman_per_task"][t]["spearman"]) for t in tasks) + " |"]
+    for name, families in kinds["summary"].items():
+        if name == "linear" or "scene" not in families:
+            continue
+        k = families["scene"]
+        lines.append(f"| fast `{name}` vs the mean of both heareval runs | {rho(k['spearman_pooled'])} | "
+                     f"{per_task(k['spearman_per_task'])} |")
+    seeds_of = {(p["variant"], p["task"].split("-v1")[0]): p["heareval_seed_scores"][0] for p in agreement["pairs"]
+                if p.get("heareval_seed_scores")}
+    committed = {k: float(r["score"]) for folder in REAL_LATER
+                 for k, r in cells(load_csv(root, f"{folder}/results.csv")).items() if r["score"] and k in seeds_of}
+    shared = sorted(committed)
+    lines += ["", f"Largest change of one cell's score between the two heareval runs: "
+              f"{itself['max_abs_score_difference']:.3f}. Per kind against each run alone (all pairs): "
+              + "; ".join(f"`{name}` " + " / ".join(rho(v) for v in f["scene"]["spearman_pooled_per_seed"].values())
+                          for name, f in kinds["summary"].items() if "spearman_pooled_per_seed" in f.get("scene", {}))
+              + f" (seed {first} / seed {second})."]
+    if shared:
+        diffs = [abs(seeds_of[k] - committed[k]) for k in shared]
+        lines += ["", f"The same heareval run (seed {first}) at one CPU thread against the committed cells of "
+                  f"`results-real-later` (two threads, same embeddings, same seed): Spearman "
+                  f"{rho(spearman([seeds_of[k] for k in shared], [committed[k] for k in shared]))} over "
+                  f"{len(shared)} cells, largest change {max(diffs):.3f}; every cell changed, {sum(d > 0.005 for d in diffs)} "
+                  f"of {len(shared)} by more than 0.005." if min(diffs) > 0 else
+                  f"{len(shared)} cells, largest change {max(diffs):.3f}, {sum(d > 0 for d in diffs)} of "
+                  f"{len(shared)} cells changed."]
+    lines += ["", f"Measured: {agreement['note']}."]
+    return "\n".join(lines) + "\n"
+
+
 def identity_cost(root: Path) -> str:
     data = load_json(root, f"{EVAL}/identity-cost.json")
     runs = data["runs"]
@@ -830,10 +989,12 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "layer-loop": layer_loop,
     "member-scales": member_scales,
     "scaled-fusion": scaled_fusion,
+    "speech-pitch-pair": speech_pitch_pair,
     "fastprobe-agreement": fastprobe_agreement,
     "fastprobe-kinds": fastprobe_kinds,
     "fastprobe-agreement-env": lambda root: fastprobe_agreement(root, "fastprobe-agreement-env.json"),
     "fastprobe-kinds-env": lambda root: fastprobe_kinds(root, "fastprobe-kinds-env.json", with_seeds=False),
+    "heareval-self-env": heareval_self_env,
 }
 """Block name -> renderer (the files each reads are named in it)."""
 

@@ -63,3 +63,33 @@ def test_fastprobe_agreement_pairs_cells_and_ranks_like_scipy(tmp_path):
     summary = agreement.summarise(pairs)["scene"]
     expected = spearmanr([0.5, 0.7, 0.6], [0.4, 0.6, 0.3]).statistic
     assert abs(summary["spearman_pooled"] - expected) < 1e-12 and summary["speedup_median"] == 25.0
+    assert "heareval_self" not in summary  # one seed per cell: nothing to say about heareval against itself
+
+
+def test_fastprobe_agreement_measures_heareval_against_itself(tmp_path):
+    """With two heareval seeds per cell, the summary ranks seed 42's scores against seed 43's (scipy's rho)."""
+    import importlib.util
+
+    from scipy.stats import spearmanr
+
+    spec = importlib.util.spec_from_file_location("agreement", Path(__file__).parent.parent / "eval_scripts"
+                                                  / "fastprobe_agreement.py")
+    agreement = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(agreement)
+    runs = {"x": (0.50, 0.55, 0.4), "y": (0.70, 0.52, 0.6), "z": (0.60, 0.65, 0.3), "w": (0.20, 0.25, 0.1)}
+    for variant, (seed42, seed43, fast) in runs.items():
+        cells = tmp_path / "cells" / variant
+        cells.mkdir(parents=True)
+        common = {"variant": variant, "task": "kws-v1-full", "metric": "top1_acc", "embedding_type": "scene",
+                  "complete": True}
+        (cells / "kws-v1-full.json").write_text(json.dumps({**common, "score": (seed42 + seed43) / 2,
+                                                            "seeds": [42, 43], "seed_scores": [seed42, seed43]}))
+        (cells / "kws-v1-full.fastprobe.json").write_text(json.dumps({**common, "score": fast}))
+    itself = agreement.summarise(agreement.paired_cells([tmp_path]))["scene"]["heareval_self"]
+    first, second, fast = ([r[i] for r in runs.values()] for i in range(3))
+    assert itself["cells"] == 4 and itself["seeds"] == [42, 43]
+    assert abs(itself["spearman_pooled"] - spearmanr(first, second).statistic) < 1e-12
+    assert itself["spearman_pooled"] < 1.0  # y and z swap places between the seeds
+    assert abs(itself["spearman_pooled_first_seed"] - spearmanr(first, fast).statistic) < 1e-12
+    assert abs(itself["spearman_pooled_second_seed"] - spearmanr(second, fast).statistic) < 1e-12
+    assert abs(itself["max_abs_score_difference"] - 0.18) < 1e-12

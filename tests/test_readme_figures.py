@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
+import io
 import json
 import re
 import shutil
@@ -116,3 +118,39 @@ def test_the_heareval_cells_of_a_layer_mix_must_run_the_exported_mix(figures, tm
     mix_file.write_text(json.dumps(mix))
     with pytest.raises(figures.FiguresError, match="is not the mix"):
         figures.layer_loop(tmp_path)
+
+
+def test_the_speech_pitch_pair_verdict_follows_the_cells(figures, tmp_path):
+    """The pitch row compares the fusion's mean over heareval's runs with each member's: pushing the fusion's runs
+    below the members turns the row to "no" and the target to "not met"; above, the row turns to "yes"."""
+    shutil.copytree(ROOT / "eval_scripts", tmp_path / "eval_scripts", ignore=shutil.ignore_patterns("*.png", "*.py"))
+    folder, fusion, _ = figures.SPEECH_PITCH_PAIR
+
+    def set_fusion_pitch(value: float) -> None:
+        for name in (*figures.SPEECH_PITCH_SEEDS, folder):
+            results = tmp_path / name / "results.csv"
+            if not results.is_file():
+                continue
+            reader = csv.DictReader(io.StringIO(results.read_text()))
+            rows = list(reader)
+            for row in rows:
+                if row["variant"] == fusion and row["task_name"] == "nsynth_like_pitch":
+                    runs = len(json.loads(row["seed_scores"])) if row["seed_scores"] else 1
+                    row["score"] = str(value)
+                    row["seed_scores"] = json.dumps([value] * runs) if row["seed_scores"] else ""
+            out = io.StringIO()
+            writer = csv.DictWriter(out, fieldnames=reader.fieldnames, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+            results.write_text(out.getvalue())
+
+    def pitch_row(rendered: str) -> list[str]:
+        row = next(line for line in rendered.splitlines() if line.startswith("| nsynth_like_pitch |"))
+        return [cell.strip() for cell in row.strip("|").split("|")]
+
+    set_fusion_pitch(0.001)
+    rendered = figures.speech_pitch_pair(tmp_path)
+    assert pitch_row(rendered)[-2].startswith("no (0 of") and f"target with `{fusion}` (mean over the row's heareval runs): **not met**" in rendered
+    set_fusion_pitch(0.999)
+    rendered = figures.speech_pitch_pair(tmp_path)
+    assert pitch_row(rendered)[-2].startswith("yes") and pitch_row(rendered)[2].startswith("0.999")
