@@ -50,8 +50,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 HXL = "facebook/hubert-xlarge-ll60k"
 W = "facebook/wav2vec2-large-960h-lv60-self"
 CASES = {"a": (16, 4.0), "b": (1, 60.0), "c": (1, 600.0), "d": (84, 1.0)}
-#: The workers' cuDNN TF32 setting (``--conv-tf32``), set once by main().
-CONV_TF32 = ["default"]
 KEYS = {"a": "batch16x4s", "b": "clip60s", "c": "clip600s", "d": "batch84x1s"}
 
 
@@ -193,11 +191,11 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def run_worker(device: str, impl: str, ensemble: str, case: str, manifest: Path | None, options: dict,
-               save: Path | None = None, timeout: float | None = None) -> dict:
-    """One measurement in a fresh process. Past ``timeout`` seconds the process is
-    killed and the result says so, with the peak RSS it had reached (CPU)."""
+               save: Path | None = None, timeout: float | None = None, conv_tf32: str = "default") -> dict:
+    """One measurement in a fresh process (``conv_tf32``: its ``--conv-tf32``). Past ``timeout`` seconds the
+    process is killed and the result says so, with the peak RSS it had reached (CPU)."""
     command = [sys.executable, __file__, "--worker", "--device", device, "--impl", impl, "--ensemble", ensemble,
-               "--case", case, "--options", json.dumps(options), "--conv-tf32", CONV_TF32[0]]
+               "--case", case, "--options", json.dumps(options), "--conv-tf32", conv_tf32]
     if manifest:
         command += ["--manifest", str(manifest)]
     if save:
@@ -408,7 +406,6 @@ def main() -> None:
     import torch
 
     cases = args.cases.split(",")
-    CONV_TF32[0] = args.conv_tf32
     figures: dict = json.loads(Path(args.json).read_text()) if args.update and Path(args.json).exists() else {}
     figures |= {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
                      "ssl_layers": args.layers or "full", "c_layers": args.c_layers,
@@ -442,10 +439,11 @@ def main() -> None:
             results = {}  # per side that runs now: "ours" (hear_gura) and/or "naive"
             if "hear_gura" in impls:
                 results["ours"] = run_worker(args.device, "hear_gura", ensemble, case, case_manifest, {},
-                                             tmp / "ours.pt")
+                                             tmp / "ours.pt", conv_tf32=args.conv_tf32)
             if "naive" in impls:
                 results["naive"] = run_worker(args.device, "naive", ensemble, case, case_manifest, {},
-                                              tmp / "naive.pt", timeout=args.naive_timeout if case == "c" else None)
+                                              tmp / "naive.pt", timeout=args.naive_timeout if case == "c" else None,
+                                              conv_tf32=args.conv_tf32)
             entry = {"depth": args.c_layers if case == "c" else (args.layers or "full")}
             for side, result in results.items():
                 entry |= {f"{side}_s": result["seconds"], f"{side}_peak_mb": result["peak_mb"],
@@ -463,7 +461,8 @@ def main() -> None:
                     a, b = torch.load(tmp / "ours.pt"), torch.load(tmp / "naive.pt")
                     entry |= output_fidelity(a, b)
                     if args.repeat_naive:  # the same code twice: the device's own run-to-run spread
-                        again = run_worker(args.device, "naive", ensemble, case, case_manifest, {}, tmp / "naive2.pt")
+                        again = run_worker(args.device, "naive", ensemble, case, case_manifest, {}, tmp / "naive2.pt",
+                                           conv_tf32=args.conv_tf32)
                         if not side_failed(again):
                             repeat = output_fidelity(torch.load(tmp / "naive2.pt"), b)
                             entry |= {f"naive_repeat_{k}": v for k, v in repeat.items() if k != "max_abs_value"}

@@ -141,17 +141,16 @@ def self_agreement(cells: Sequence[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     seeded = [p for p in cells if len(p.get("heareval_seed_scores") or []) >= 2]
     if not seeded:
         return None
-    first = [p["heareval_seed_scores"][0] for p in seeded]
-    second = [p["heareval_seed_scores"][1] for p in seeded]
-    tasks = sorted({p["task"] for p in seeded})
+    by_task = {t: [p for p in seeded if p["task"] == t] for t in sorted({p["task"] for p in seeded})}
 
-    def per_task(a: int | None, b: int | None) -> Dict[str, Optional[float]]:
-        """Spearman per task between heareval run ``a`` (None: the fast probe) and run ``b``."""
-        def scores(rows: List[Dict[str, Any]], run: int | None) -> List[float]:
-            return [p["fast"] if run is None else p["heareval_seed_scores"][run] for p in rows]
-        return {t: spearman(scores([p for p in seeded if p["task"] == t], a),
-                            scores([p for p in seeded if p["task"] == t], b)) for t in tasks}
+    def scores(rows: Sequence[Dict[str, Any]], run: Optional[int]) -> List[float]:
+        """heareval's run ``run`` of each row (None: the fast probe's score)."""
+        return [p["fast"] if run is None else p["heareval_seed_scores"][run] for p in rows]
 
+    def per_task(a: Optional[int], b: Optional[int]) -> Dict[str, Optional[float]]:
+        return {t: spearman(scores(rows, a), scores(rows, b)) for t, rows in by_task.items()}
+
+    first, second, fast = scores(seeded, 0), scores(seeded, 1), scores(seeded, None)
     itself = per_task(0, 1)
     defined = [v for v in itself.values() if v is not None]
     return {
@@ -159,8 +158,8 @@ def self_agreement(cells: Sequence[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
         "spearman_pooled": spearman(first, second), "spearman_per_task": itself,
         "spearman_per_task_mean": statistics.fmean(defined) if defined else None,
         "max_abs_score_difference": max(abs(a - b) for a, b in zip(first, second)),
-        "spearman_pooled_first_seed": spearman(first, [p["fast"] for p in seeded]),
-        "spearman_pooled_second_seed": spearman(second, [p["fast"] for p in seeded]),
+        "spearman_pooled_first_seed": spearman(first, fast),
+        "spearman_pooled_second_seed": spearman(second, fast),
         "spearman_per_task_first_seed": per_task(None, 0),
         "spearman_per_task_second_seed": per_task(None, 1),
     }

@@ -884,13 +884,12 @@ def heareval_self_env(root: Path) -> str:
               + f" (seed {first} / seed {second})."]
     if shared:
         diffs = [abs(seeds_of[k] - committed[k]) for k in shared]
+        changed = (f"every cell changed, {sum(d > 0.005 for d in diffs)} of {len(shared)} by more than 0.005"
+                   if min(diffs) > 0 else f"{sum(d > 0 for d in diffs)} of {len(shared)} cells changed")
         lines += ["", f"The same heareval run (seed {first}) at one CPU thread against the committed cells of "
                   f"`results-real-later` (two threads, same embeddings, same seed): Spearman "
                   f"{rho(spearman([seeds_of[k] for k in shared], [committed[k] for k in shared]))} over "
-                  f"{len(shared)} cells, largest change {max(diffs):.3f}; every cell changed, {sum(d > 0.005 for d in diffs)} "
-                  f"of {len(shared)} by more than 0.005." if min(diffs) > 0 else
-                  f"{len(shared)} cells, largest change {max(diffs):.3f}, {sum(d > 0 for d in diffs)} of "
-                  f"{len(shared)} cells changed."]
+                  f"{len(shared)} cells, largest change {max(diffs):.3f}; {changed}."]
     lines += ["", f"Measured: {agreement['note']}."]
     return "\n".join(lines) + "\n"
 

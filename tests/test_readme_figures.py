@@ -154,3 +154,18 @@ def test_the_speech_pitch_pair_verdict_follows_the_cells(figures, tmp_path):
     set_fusion_pitch(0.999)
     rendered = figures.speech_pitch_pair(tmp_path)
     assert pitch_row(rendered)[-2].startswith("yes") and pitch_row(rendered)[2].startswith("0.999")
+
+
+def test_heareval_against_itself_names_the_thread_comparison_when_a_cell_is_unchanged(figures, tmp_path):
+    """The one-thread vs two-thread line keeps its whole sentence when some cell did not change at all."""
+    shutil.copytree(ROOT / "eval_scripts", tmp_path / "eval_scripts", ignore=shutil.ignore_patterns("*.png", "*.py"))
+    path = tmp_path / "eval_scripts" / "fastprobe-agreement-env-seeds.json"
+    data = json.loads(path.read_text())
+    committed = figures.cells(figures.load_csv(tmp_path, f"{figures.REAL_LATER[0]}/results.csv"))
+    pair = data["pairs"][0]
+    pair["heareval_seed_scores"][0] = float(committed[(pair["variant"], pair["task"].split("-v1")[0])]["score"])
+    path.write_text(json.dumps(data))
+    line = next(x for x in figures.heareval_self_env(tmp_path).splitlines() if "at one CPU thread" in x)
+    assert line.startswith("The same heareval run (seed 42)") and re.search(r"; \d+ of 21 cells changed\.$", line)
+    assert "every cell changed" in next(x for x in figures.heareval_self_env(ROOT).splitlines()
+                                        if "at one CPU thread" in x)
