@@ -14,12 +14,13 @@ by ``pitch_acc``; event: timestamp tasks):
 - ``speedup``: heareval's probe seconds / the fast probe's, per cell, with the
   family's median and minimum;
 - ``heareval_self``, when the cells ran heareval's probe with two or more seeds
-  (``hear-gura evaluate --seeds 2``): heareval against itself, the Spearman
-  correlation of its first seed's scores (42, its own) with its second's on the
-  same embeddings, pooled and per task; the most a probe can be expected to
-  agree with ONE heareval run. ``spearman_pooled_first_seed`` /
-  ``spearman_pooled_second_seed`` then give the fast probe against each run,
-  ``spearman_pooled`` against their mean (the cell's score).
+  (``hear-gura evaluate --seeds N``): heareval against itself on the same
+  embeddings, every two runs' Spearman (pooled and per task); and, leaving each
+  run out in turn, that run against the mean of the others beside the fast probe
+  against the same means (``leave_one_out``): how well one heareval run predicts
+  heareval's ranking is the most a probe can be expected to reach, and the fast
+  probe is measured against exactly the same references. ``spearman_pooled``
+  stays the fast probe against the mean of all runs (the cell's score).
 
 Run it after both probes have finished, e.g.::
 
@@ -135,33 +136,78 @@ def rerun_fast(pairs: Sequence[Dict[str, Any]]) -> float:
     return imports
 
 
+def mean_runs(runs: Sequence[Sequence[float]]) -> List[float]:
+    """The per-cell mean of several runs' scores (each run: one score per cell, same order)."""
+    return [statistics.fmean(cell) for cell in zip(*runs)]
+
+
+def leave_one_out(runs: Sequence[Sequence[float]], candidate: Optional[Sequence[float]] = None) -> Dict[str, Any]:
+    """Spearman against the mean of the OTHER runs, for each run left out in turn.
+
+    ``runs[i]`` holds heareval run i's score per cell. With ``candidate`` None the
+    left-out run itself is compared (heareval predicting its own other runs: the
+    ceiling); else ``candidate`` (another probe's score per cell) is, against the
+    SAME references, so the two are directly comparable. Needs 2+ runs (with two,
+    "the mean of the others" is the other run).
+
+    Returns:
+        ``per_run``: one rho per left-out run (None where undefined); ``mean``: their mean.
+    """
+    if len(runs) < 2:
+        raise ValueError(f"leave-one-out needs 2+ runs, got {len(runs)}")
+    per_run: List[Optional[float]] = []
+    for i, run in enumerate(runs):
+        others = mean_runs([r for j, r in enumerate(runs) if j != i])
+        per_run.append(spearman(run if candidate is None else candidate, others))
+    defined = [v for v in per_run if v is not None]
+    return {"per_run": per_run, "mean": statistics.fmean(defined) if defined else None}
+
+
 def self_agreement(cells: Sequence[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
-    """heareval against itself over cells with 2+ seeds: Spearman of the first run's scores with the second's,
-    pooled and per task, and the fast probe against each run alone (None when no cell has two seeds)."""
+    """heareval against itself over cells with 2+ seeds, and the fast probe against the same runs.
+
+    Returns None when no cell has two seeds; else, over the cells' N runs (seeds
+    42, 43, ...):
+
+    - ``pairs``: every two runs, their Spearman pooled and per task and the largest
+      change of one cell's score;
+    - ``leave_one_out`` (pooled) and ``leave_one_out_per_task``: each run against the
+      mean of the others (``heareval``), and the fast probe against the same means
+      (``fast``): the like-for-like comparison of a probe with heareval itself;
+    - ``fast_per_seed``: the fast probe against each run alone, pooled and per task.
+    """
     seeded = [p for p in cells if len(p.get("heareval_seed_scores") or []) >= 2]
     if not seeded:
         return None
+    runs_count = min(len(p["heareval_seed_scores"]) for p in seeded)
+    seeds = list(seeded[0]["heareval_seeds"][:runs_count])
     by_task = {t: [p for p in seeded if p["task"] == t] for t in sorted({p["task"] for p in seeded})}
 
-    def scores(rows: Sequence[Dict[str, Any]], run: Optional[int]) -> List[float]:
-        """heareval's run ``run`` of each row (None: the fast probe's score)."""
-        return [p["fast"] if run is None else p["heareval_seed_scores"][run] for p in rows]
+    def runs(rows: Sequence[Dict[str, Any]]) -> List[List[float]]:
+        """heareval's scores per run: ``runs(rows)[i][k]`` is run i's score of row k."""
+        return [[p["heareval_seed_scores"][i] for p in rows] for i in range(runs_count)]
 
-    def per_task(a: Optional[int], b: Optional[int]) -> Dict[str, Optional[float]]:
-        return {t: spearman(scores(rows, a), scores(rows, b)) for t, rows in by_task.items()}
+    def fast(rows: Sequence[Dict[str, Any]]) -> List[float]:
+        return [p["fast"] for p in rows]
 
-    first, second, fast = scores(seeded, 0), scores(seeded, 1), scores(seeded, None)
-    itself = per_task(0, 1)
-    defined = [v for v in itself.values() if v is not None]
+    pooled, task_runs = runs(seeded), {t: runs(rows) for t, rows in by_task.items()}
+    pairs = []
+    for a in range(runs_count):
+        for b in range(a + 1, runs_count):
+            per_task = {t: spearman(r[a], r[b]) for t, r in task_runs.items()}
+            pairs.append({"seeds": [seeds[a], seeds[b]], "spearman_pooled": spearman(pooled[a], pooled[b]),
+                          "spearman_per_task": per_task,
+                          "max_abs_score_difference": max(abs(x - y) for x, y in zip(pooled[a], pooled[b]))})
     return {
-        "cells": len(seeded), "seeds": seeded[0]["heareval_seeds"][:2],
-        "spearman_pooled": spearman(first, second), "spearman_per_task": itself,
-        "spearman_per_task_mean": statistics.fmean(defined) if defined else None,
-        "max_abs_score_difference": max(abs(a - b) for a, b in zip(first, second)),
-        "spearman_pooled_first_seed": spearman(first, fast),
-        "spearman_pooled_second_seed": spearman(second, fast),
-        "spearman_per_task_first_seed": per_task(None, 0),
-        "spearman_per_task_second_seed": per_task(None, 1),
+        "cells": len(seeded), "seeds": seeds, "pairs": pairs,
+        "leave_one_out": {"heareval": leave_one_out(pooled), "fast": leave_one_out(pooled, fast(seeded))},
+        "leave_one_out_per_task": {t: {"heareval": leave_one_out(r)["mean"],
+                                       "fast": leave_one_out(r, fast(by_task[t]))["mean"]}
+                                   for t, r in task_runs.items()},
+        "fast_per_seed": {str(seed): {"spearman_pooled": spearman(fast(seeded), pooled[i]),
+                                      "spearman_per_task": {t: spearman(fast(by_task[t]), r[i])
+                                                            for t, r in task_runs.items()}}
+                          for i, seed in enumerate(seeds)},
     }
 
 
@@ -200,6 +246,10 @@ def summarise(pairs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     return result
 
 
+def _rho(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("outs", nargs="+", type=Path, help="hear-gura evaluate output folders")
@@ -232,12 +282,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         print(f"{name}: {s['cells']} cells, Spearman pooled {pooled}, per task mean {mean}, speed-up median {speed}")
         if "heareval_self" in s:
             h = s["heareval_self"]
-            print(f"  heareval seeds {h['seeds'][0]} vs {h['seeds'][1]} on {h['cells']} cells: Spearman pooled "
-                  f"{h['spearman_pooled']:.3f}, per task " + ", ".join(
-                      f"{t.split('-v1')[0]} {'n/a' if v is None else f'{v:.3f}'}"
-                      for t, v in h["spearman_per_task"].items())
-                  + f"; fast vs seed {h['seeds'][0]} {h['spearman_pooled_first_seed']:.3f}, "
-                    f"vs seed {h['seeds'][1]} {h['spearman_pooled_second_seed']:.3f}")
+            for pair in h["pairs"]:
+                print(f"  heareval seeds {pair['seeds'][0]} vs {pair['seeds'][1]} on {h['cells']} cells: Spearman "
+                      f"pooled {_rho(pair['spearman_pooled'])}, per task " + ", ".join(
+                          f"{t.split('-v1')[0]} {_rho(v)}" for t, v in pair["spearman_per_task"].items()))
+            loo = h["leave_one_out"]
+            print(f"  against the mean of the other runs: heareval {_rho(loo['heareval']['mean'])}, "
+                  f"fast {_rho(loo['fast']['mean'])}; fast vs each run " + ", ".join(
+                      f"seed {seed} {_rho(v['spearman_pooled'])}" for seed, v in h["fast_per_seed"].items()))
     if args.json:
         args.json.write_text(json.dumps({"note": args.note, "import_seconds": imports, "pairs": pairs,
                                          "summary": summary}, indent=2) + "\n")

@@ -14,9 +14,11 @@ and the fast probe's seconds:
   early-stopped on the validation loss;
 - ``knn`` / ``knn_raw`` (scene tasks): the weighted kNN on standardised / raw embeddings.
 
-When heareval's cells ran two or more seeds (``hear-gura evaluate --seeds 2``),
+When heareval's cells ran two or more seeds (``hear-gura evaluate --seeds N``),
 ``heareval`` is their mean and each family also gives the kinds' pooled Spearman
-against each run alone (``spearman_pooled_per_seed``).
+against each run alone (``spearman_pooled_per_seed``) and, leaving each run out
+in turn, against the mean of the others (``spearman_pooled_leave_one_out``: the
+references against which ``fastprobe_agreement.py`` measures heareval itself).
 
 The candidates were fixed before any was scored; with ten scene cells, a
 correlation chosen as the best of five is an optimistic estimate, so the
@@ -50,7 +52,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fastprobe_agreement import FAMILIES, spearman  # noqa: E402
+from fastprobe_agreement import FAMILIES, leave_one_out, spearman  # noqa: E402
 
 #: name -> (probe kind, ProbeConfig overrides); fixed before scoring.
 KINDS: Dict[str, tuple] = {
@@ -114,11 +116,20 @@ def summarise(pairs: Sequence[Dict[str, Any]], kinds: Sequence[str]) -> Dict[str
                 "speedup_min": min(speedups) if speedups else None,
             }
             if all(len(p.get("heareval_seed_scores") or []) >= 2 for p in cells):
-                # against each heareval run alone, beside their mean ("spearman_pooled")
+                # against each heareval run alone, and against the mean of the other runs with each left out in
+                # turn (the references of fastprobe_agreement's heareval_self leave-one-out), beside their mean
+                # ("spearman_pooled")
+                count = min(len(p["heareval_seed_scores"]) for p in cells)
+                runs = [[p["heareval_seed_scores"][i] for p in cells] for i in range(count)]
+                scores = [p["kinds"][name]["score"] for p in cells]
                 per_family[fam]["spearman_pooled_per_seed"] = {
-                    str(seed): spearman([p["heareval_seed_scores"][i] for p in cells],
-                                        [p["kinds"][name]["score"] for p in cells])
-                    for i, seed in enumerate(cells[0]["heareval_seeds"][:2])}
+                    str(seed): spearman(runs[i], scores) for i, seed in enumerate(cells[0]["heareval_seeds"][:count])}
+                per_family[fam]["spearman_pooled_leave_one_out"] = leave_one_out(runs, scores)
+                per_family[fam]["spearman_per_task_leave_one_out"] = {
+                    task: leave_one_out([[p["heareval_seed_scores"][i] for p in cells if p["task"] == task]
+                                         for i in range(count)],
+                                        [p["kinds"][name]["score"] for p in cells if p["task"] == task])["mean"]
+                    for task in per_task}
         summary[name] = per_family
     return summary
 

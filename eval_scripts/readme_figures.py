@@ -675,6 +675,87 @@ def speech_pitch_pair(root: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Folders whose cells were all made on THIS machine (their provenance says AVX-512): the only cells the
+#: member-additions table compares, since heareval's scores move between machines (speech-pitch-pair's notes).
+THIS_MACHINE = (f"{EVAL}/results-onset-real", f"{EVAL}/results-speech-pitch-seeds",
+                f"{EVAL}/results-speech-pitch-seeds-speech", f"{EVAL}/results-heareval-seeds-env",
+                f"{EVAL}/results-speech-pitch", f"{EVAL}/results-real-later")
+ADDITION_VARIANTS = ("fbank", "crepe", "basic_pitch", "resemblyzer", "crepe_basic_pitch", "fbank_crepe_basic_pitch",
+                     "resemblyzer_basic_pitch", "resemblyzer_crepe_basic_pitch")
+#: (member added, to what, the fusion that results): each a difference of two cells of the table.
+ADDITIONS = (("crepe", "basic_pitch", "crepe_basic_pitch"),
+             ("fbank", "crepe_basic_pitch", "fbank_crepe_basic_pitch"),
+             ("resemblyzer", "basic_pitch", "resemblyzer_basic_pitch"),
+             ("basic_pitch", "resemblyzer", "resemblyzer_basic_pitch"),
+             ("crepe", "resemblyzer_basic_pitch", "resemblyzer_crepe_basic_pitch"))
+ADDITION_TASKS = ("speaker_id", "prosody", "language_id", "kws", "env_sounds", "env_multilabel",
+                  "nsynth_like_pitch", "dcase_like_events", "maestro_like_onset")
+
+
+def this_machine_cells(root: Path) -> dict[tuple[str, str], tuple[list[float], str]]:
+    """``{(variant, task name): (heareval's runs, folder)}`` over ``THIS_MACHINE``: for a cell in several folders,
+    the one with the most runs (the first listed on a tie).
+
+    Raises:
+        FiguresError: a folder's provenance does not name this machine's AVX-512 CPU.
+    """
+    found: dict[tuple[str, str], tuple[list[float], str]] = {}
+    for folder in THIS_MACHINE:
+        machine = load_json(root, f"{folder}/provenance.json").get("machine", "")
+        if "AVX-512" not in machine:
+            raise FiguresError(f"{folder}/provenance.json: machine {machine!r} is not this AVX-512 machine; "
+                               "the member-additions table compares cells of one machine only")
+        for key, row in cells(load_csv(root, f"{folder}/results.csv")).items():
+            if not row["score"]:
+                continue
+            runs = json.loads(row["seed_scores"]) if row.get("seed_scores") else [float(row["score"])]
+            if key not in found or len(runs) > len(found[key][0]):
+                found[key] = (runs, folder)
+    return found
+
+
+def member_additions(root: Path) -> str:
+    """Every real member and fusion on every task, cells of this machine only, and what adding one member changes."""
+    found = this_machine_cells(root)
+
+    def mean(variant: str, task: str) -> float | None:
+        runs = found.get((variant, task), ([], ""))[0]
+        return statistics.fmean(runs) if runs else None
+
+    lines = ["| task | " + " | ".join(ADDITION_VARIANTS) + " | largest run-to-run std in the row |",
+             "|---|" + "---:|" * len(ADDITION_VARIANTS) + "---:|"]
+    for task in ADDITION_TASKS:
+        values = {v: mean(v, task) for v in ADDITION_VARIANTS}
+        best = max((x for x in values.values() if x is not None), default=None)
+        stds = [statistics.stdev(found[(v, task)][0]) for v in ADDITION_VARIANTS
+                if len(found.get((v, task), ([], ""))[0]) > 1]
+        entries = []
+        for v in ADDITION_VARIANTS:
+            if values[v] is None:
+                entries.append("n/a")
+                continue
+            runs = len(found[(v, task)][0])
+            text = f"{values[v]:.3f}" + (f" ({runs})" if runs > 1 else "")
+            entries.append(f"**{text}**" if values[v] == best else text)
+        spread = f"{max(stds):.3f}" if stds else "one run each"
+        lines.append(f"| {task} | " + " | ".join(entries) + f" | {spread} |")
+    lines += ["", "What adding one member changes (the fusion's score minus the score without that member):", "",
+              "| task | " + " | ".join(f"+ {added} to {base}" for added, base, _ in ADDITIONS) + " |",
+              "|---|" + "---:|" * len(ADDITIONS)]
+    for task in ADDITION_TASKS:
+        deltas = []
+        for _, base, fusion in ADDITIONS:
+            a, b = mean(fusion, task), mean(base, task)
+            deltas.append("n/a" if a is None or b is None else f"{a - b:+.3f}")
+        lines.append(f"| {task} | " + " | ".join(deltas) + " |")
+    used = sorted({folder.split("/")[-1] for _, folder in found.values()})
+    lines += ["", "Cells: heareval's probe, grid `fast`, 2 grid points, all made on this machine (a 2-core AMD EPYC "
+              "with AVX-512); a score is the mean over the cell's heareval runs, their number in brackets when "
+              "more than one (seeds 42, 43, ...), else seed 42's run. n/a: not run on this machine. From "
+              + ", ".join(f"`{u}`" for u in used) + " (each folder's `provenance.json` says how it was loaded)."]
+    return "\n".join(lines) + "\n"
+
+
 LAYERS = f"{EVAL}/layers-real"
 
 
@@ -838,17 +919,19 @@ def fastprobe_kinds(root: Path, name: str = "fastprobe-kinds.json", with_seeds: 
 
 
 def heareval_self_env(root: Path) -> str:
-    """heareval against itself (seeds 42 and 43 on the same embeddings) beside the fast probe's kinds against each
-    run and against their mean, on the env scene cells; and heareval's seed 42 at one thread against the committed
-    two-thread cells (fastprobe_agreement.py and fastprobe_kinds.py on ``hear-gura evaluate --seeds 2``)."""
+    """heareval against itself (seeds 42, 43, ... on the same embeddings) beside the fast probe's kinds, each
+    against the mean of the other heareval runs (each run left out in turn) and against the mean of all runs, on
+    the env scene cells; and heareval's seed 42 at one thread against the committed two-thread cells
+    (fastprobe_agreement.py and fastprobe_kinds.py on ``hear-gura evaluate --seeds N``)."""
     agreement = load_json(root, f"{EVAL}/fastprobe-agreement-env-seeds.json")
     kinds = load_json(root, f"{EVAL}/fastprobe-kinds-env-seeds.json")
     scene = agreement["summary"]["scene"]
     itself = scene.get("heareval_self")
     if itself is None:
         raise FiguresError("fastprobe-agreement-env-seeds.json: no cell ran heareval with two seeds")
-    first, second = itself["seeds"]
-    tasks = list(itself["spearman_per_task"])
+    seeds = itself["seeds"]
+    first = seeds[0]
+    tasks = list(itself["pairs"][0]["spearman_per_task"])
 
     def rho(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.2f}"
@@ -856,32 +939,42 @@ def heareval_self_env(root: Path) -> str:
     def per_task(values: dict) -> str:
         return " | ".join(rho(values.get(t)) for t in tasks)
 
-    lines = [f"| scene, {itself['cells']} cells | Spearman, all pairs | "
-             + " | ".join(t.split("-v1")[0] for t in tasks) + " |", "|---|---:|" + "---:|" * len(tasks),
-             f"| heareval seed {first} vs heareval seed {second} | **{rho(itself['spearman_pooled'])}** | "
-             f"{per_task(itself['spearman_per_task'])} |",
-             f"| fast `linear` vs heareval seed {first} | {rho(itself['spearman_pooled_first_seed'])} | "
-             f"{per_task(itself['spearman_per_task_first_seed'])} |",
-             f"| fast `linear` vs heareval seed {second} | {rho(itself['spearman_pooled_second_seed'])} | "
-             f"{per_task(itself['spearman_per_task_second_seed'])} |",
-             f"| fast `linear` vs the mean of both heareval runs | {rho(scene['spearman_pooled'])} | "
-             + " | ".join(rho(scene["spearman_per_task"][t]["spearman"]) for t in tasks) + " |"]
+    def task_mean(values: dict) -> float | None:
+        defined = [values[t] for t in tasks if values.get(t) is not None]
+        return statistics.fmean(defined) if defined else None
+
+    own = itself["leave_one_out_per_task"]
+    lines = [f"| scene, {itself['cells']} cells, {len(seeds)} heareval runs (seeds {', '.join(map(str, seeds))}) "
+             "| vs the mean of the other runs, pooled | " + " | ".join(t.split("-v1")[0] for t in tasks)
+             + f" | mean over the tasks | vs the mean of all {len(seeds)} runs, pooled |",
+             "|---|---:|" + "---:|" * len(tasks) + "---:|---:|",
+             f"| heareval, one run (the run left out) | **{rho(itself['leave_one_out']['heareval']['mean'])}** | "
+             + " | ".join(rho(own[t]["heareval"]) for t in tasks)
+             + f" | **{rho(task_mean({t: own[t]['heareval'] for t in tasks}))}** | n/a (one of them) |"]
     for name, families in kinds["summary"].items():
-        if name == "linear" or "scene" not in families:
+        if "scene" not in families:
             continue
         k = families["scene"]
-        lines.append(f"| fast `{name}` vs the mean of both heareval runs | {rho(k['spearman_pooled'])} | "
-                     f"{per_task(k['spearman_per_task'])} |")
+        lines.append(f"| fast `{name}` | {rho(k['spearman_pooled_leave_one_out']['mean'])} | "
+                     f"{per_task(k['spearman_per_task_leave_one_out'])} | "
+                     f"{rho(task_mean(k['spearman_per_task_leave_one_out']))} | {rho(k['spearman_pooled'])} |")
+    pairs = itself["pairs"]
+    lines += ["", "Each row's first figures: each heareval run left out in turn, the row's scores against the mean "
+              "of the other runs, averaged over the runs left out (the same references for every row). "
+              "heareval run against run: " + "; ".join(
+                  f"seed {a['seeds'][0]} vs {a['seeds'][1]} {rho(a['spearman_pooled'])} pooled ("
+                  + ", ".join(f"{t.split('-v1')[0]} {rho(v)}" for t, v in a["spearman_per_task"].items()) + ")"
+                  for a in pairs)
+              + f". Largest change of one cell's score between two runs: "
+                f"{max(a['max_abs_score_difference'] for a in pairs):.3f}. Per kind against each run alone: "
+              + "; ".join(f"`{name}` " + " / ".join(rho(v) for v in f["scene"]["spearman_pooled_per_seed"].values())
+                          for name, f in kinds["summary"].items() if "spearman_pooled_per_seed" in f.get("scene", {}))
+              + f" (seed {' / seed '.join(map(str, seeds))})."]
     seeds_of = {(p["variant"], p["task"].split("-v1")[0]): p["heareval_seed_scores"][0] for p in agreement["pairs"]
                 if p.get("heareval_seed_scores")}
     committed = {k: float(r["score"]) for folder in REAL_LATER
                  for k, r in cells(load_csv(root, f"{folder}/results.csv")).items() if r["score"] and k in seeds_of}
     shared = sorted(committed)
-    lines += ["", f"Largest change of one cell's score between the two heareval runs: "
-              f"{itself['max_abs_score_difference']:.3f}. Per kind against each run alone (all pairs): "
-              + "; ".join(f"`{name}` " + " / ".join(rho(v) for v in f["scene"]["spearman_pooled_per_seed"].values())
-                          for name, f in kinds["summary"].items() if "spearman_pooled_per_seed" in f.get("scene", {}))
-              + f" (seed {first} / seed {second})."]
     if shared:
         diffs = [abs(seeds_of[k] - committed[k]) for k in shared]
         changed = (f"every cell changed, {sum(d > 0.005 for d in diffs)} of {len(shared)} by more than 0.005"
@@ -989,6 +1082,7 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "member-scales": member_scales,
     "scaled-fusion": scaled_fusion,
     "speech-pitch-pair": speech_pitch_pair,
+    "member-additions": member_additions,
     "fastprobe-agreement": fastprobe_agreement,
     "fastprobe-kinds": fastprobe_kinds,
     "fastprobe-agreement-env": lambda root: fastprobe_agreement(root, "fastprobe-agreement-env.json"),

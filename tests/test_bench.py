@@ -67,29 +67,70 @@ def test_fastprobe_agreement_pairs_cells_and_ranks_like_scipy(tmp_path):
 
 
 def test_fastprobe_agreement_measures_heareval_against_itself(tmp_path):
-    """With two heareval seeds per cell, the summary ranks seed 42's scores against seed 43's (scipy's rho)."""
+    """With three heareval seeds per cell: every pair of runs, and each run left out against the mean of the
+    others beside the fast probe against the same means (scipy's rho on numpy's means)."""
     import importlib.util
 
+    import numpy as np
     from scipy.stats import spearmanr
 
     spec = importlib.util.spec_from_file_location("agreement", Path(__file__).parent.parent / "eval_scripts"
                                                   / "fastprobe_agreement.py")
     agreement = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(agreement)
-    runs = {"x": (0.50, 0.55, 0.4), "y": (0.70, 0.52, 0.6), "z": (0.60, 0.65, 0.3), "w": (0.20, 0.25, 0.1)}
-    for variant, (seed42, seed43, fast) in runs.items():
+    runs = {"x": (0.50, 0.55, 0.47, 0.4), "y": (0.70, 0.52, 0.66, 0.6), "z": (0.60, 0.65, 0.51, 0.3),
+            "w": (0.20, 0.25, 0.30, 0.1), "v": (0.33, 0.21, 0.58, 0.35)}
+    for variant, (*seed_scores, fast) in runs.items():
         cells = tmp_path / "cells" / variant
         cells.mkdir(parents=True)
         common = {"variant": variant, "task": "kws-v1-full", "metric": "top1_acc", "embedding_type": "scene",
                   "complete": True}
-        (cells / "kws-v1-full.json").write_text(json.dumps({**common, "score": (seed42 + seed43) / 2,
-                                                            "seeds": [42, 43], "seed_scores": [seed42, seed43]}))
+        (cells / "kws-v1-full.json").write_text(json.dumps({**common, "score": float(np.mean(seed_scores)),
+                                                            "seeds": [42, 43, 44], "seed_scores": seed_scores}))
         (cells / "kws-v1-full.fastprobe.json").write_text(json.dumps({**common, "score": fast}))
     itself = agreement.summarise(agreement.paired_cells([tmp_path]))["scene"]["heareval_self"]
-    first, second, fast = ([r[i] for r in runs.values()] for i in range(3))
-    assert itself["cells"] == 4 and itself["seeds"] == [42, 43]
-    assert abs(itself["spearman_pooled"] - spearmanr(first, second).statistic) < 1e-12
-    assert itself["spearman_pooled"] < 1.0  # y and z swap places between the seeds
-    assert abs(itself["spearman_pooled_first_seed"] - spearmanr(first, fast).statistic) < 1e-12
-    assert abs(itself["spearman_pooled_second_seed"] - spearmanr(second, fast).statistic) < 1e-12
-    assert abs(itself["max_abs_score_difference"] - 0.18) < 1e-12
+    table = np.array(list(runs.values()))  # rows: cells; columns: seeds 42, 43, 44, then the fast probe
+    heareval, fast = table[:, :3], table[:, 3]
+    assert itself["cells"] == 5 and itself["seeds"] == [42, 43, 44]
+    assert [p["seeds"] for p in itself["pairs"]] == [[42, 43], [42, 44], [43, 44]]
+    for pair, (a, b) in zip(itself["pairs"], [(0, 1), (0, 2), (1, 2)]):
+        assert abs(pair["spearman_pooled"] - spearmanr(heareval[:, a], heareval[:, b]).statistic) < 1e-12
+        assert abs(pair["max_abs_score_difference"] - np.abs(heareval[:, a] - heareval[:, b]).max()) < 1e-12
+    assert itself["pairs"][0]["spearman_pooled"] < 1.0  # y and z swap places between the first two seeds
+    others = [heareval[:, [j for j in range(3) if j != i]].mean(axis=1) for i in range(3)]
+    own = [spearmanr(heareval[:, i], others[i]).statistic for i in range(3)]
+    probe = [spearmanr(fast, others[i]).statistic for i in range(3)]
+    assert np.allclose(itself["leave_one_out"]["heareval"]["per_run"], own, atol=1e-12)
+    assert np.allclose(itself["leave_one_out"]["fast"]["per_run"], probe, atol=1e-12)
+    assert abs(itself["leave_one_out"]["fast"]["mean"] - np.mean(probe)) < 1e-12
+    assert itself["leave_one_out_per_task"]["kws-v1-full"]["heareval"] == itself["leave_one_out"]["heareval"]["mean"]
+    for i, seed in enumerate(("42", "43", "44")):
+        assert abs(itself["fast_per_seed"][seed]["spearman_pooled"] - spearmanr(fast, heareval[:, i]).statistic) < 1e-12
+
+
+def test_fastprobe_kinds_scores_each_kind_against_every_heareval_run():
+    """With three heareval seeds, each kind is ranked against every run and, leaving each run out, against the
+    mean of the other two (scipy's rho on numpy's means)."""
+    import importlib.util
+
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    spec = importlib.util.spec_from_file_location("kinds", Path(__file__).parent.parent / "eval_scripts"
+                                                  / "fastprobe_kinds.py")
+    kinds = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kinds)
+    table = np.array([[0.50, 0.55, 0.47, 0.40], [0.70, 0.52, 0.66, 0.61], [0.60, 0.65, 0.51, 0.30],
+                      [0.20, 0.25, 0.30, 0.10], [0.33, 0.21, 0.58, 0.35]])  # seeds 42, 43, 44, then the kind
+    pairs = [{"variant": f"v{k}", "task": "kws-v1-full", "family": "scene", "heareval": float(row[:3].mean()),
+              "heareval_seconds": 10.0, "heareval_seeds": [42, 43, 44], "heareval_seed_scores": list(row[:3]),
+              "kinds": {"mlp": {"score": float(row[3]), "seconds": 1.0}}} for k, row in enumerate(table)]
+    scene = kinds.summarise(pairs, ["mlp"])["mlp"]["scene"]
+    heareval, kind = table[:, :3], table[:, 3]
+    assert list(scene["spearman_pooled_per_seed"]) == ["42", "43", "44"]
+    for i, rho in enumerate(scene["spearman_pooled_per_seed"].values()):
+        assert abs(rho - spearmanr(heareval[:, i], kind).statistic) < 1e-12
+    expected = [spearmanr(kind, np.delete(heareval, i, axis=1).mean(axis=1)).statistic for i in range(3)]
+    assert np.allclose(scene["spearman_pooled_leave_one_out"]["per_run"], expected, atol=1e-12)
+    assert abs(scene["spearman_per_task_leave_one_out"]["kws-v1-full"] - np.mean(expected)) < 1e-12  # one task
+    assert abs(scene["spearman_pooled"] - spearmanr(heareval.mean(axis=1), kind).statistic) < 1e-12

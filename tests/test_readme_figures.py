@@ -169,3 +169,30 @@ def test_heareval_against_itself_names_the_thread_comparison_when_a_cell_is_unch
     assert line.startswith("The same heareval run (seed 42)") and re.search(r"; \d+ of 21 cells changed\.$", line)
     assert "every cell changed" in next(x for x in figures.heareval_self_env(ROOT).splitlines()
                                         if "at one CPU thread" in x)
+
+
+def test_member_additions_compares_one_machine_only_and_subtracts_means(figures, tmp_path):
+    """Each 'what adding one member changes' entry is the fusion's mean over its runs minus the base's, read
+    here straight from the folders' results.csv; a folder from another machine is refused, not mixed in."""
+    shutil.copytree(ROOT / "eval_scripts", tmp_path / "eval_scripts", ignore=shutil.ignore_patterns("*.png", "*.py"))
+    rendered = figures.member_additions(tmp_path)
+    best: dict = {}
+    for folder in figures.THIS_MACHINE:
+        with (tmp_path / folder / "results.csv").open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                if row["score"]:
+                    runs = json.loads(row["seed_scores"]) if row.get("seed_scores") else [float(row["score"])]
+                    key = (row["variant"], row["task_name"])
+                    if key not in best or len(runs) > len(best[key]):
+                        best[key] = runs
+    mean = {k: sum(v) / len(v) for k, v in best.items()}
+    additions = rendered.split("What adding one member changes")[1]
+    row = next(line for line in additions.splitlines() if line.startswith("| speaker_id |"))
+    expected = [f"{mean[(fusion, 'speaker_id')] - mean[(base, 'speaker_id')]:+.3f}"
+                for _, base, fusion in figures.ADDITIONS]
+    assert row.strip("| ").split(" | ")[1:] == expected
+    provenance = tmp_path / figures.THIS_MACHINE[0] / "provenance.json"
+    data = json.loads(provenance.read_text())
+    provenance.write_text(json.dumps({**data, "machine": "an earlier 2-core machine (AVX2, no GPU)"}))
+    with pytest.raises(figures.FiguresError, match="not this AVX-512 machine"):
+        figures.member_additions(tmp_path)
