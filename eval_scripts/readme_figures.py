@@ -677,7 +677,7 @@ def speech_pitch_pair(root: Path) -> str:
 
 #: Folders whose cells were all made on THIS machine (their provenance says AVX-512): the only cells the
 #: member-additions table compares, since heareval's scores move between machines (speech-pitch-pair's notes).
-THIS_MACHINE = (f"{EVAL}/results-onset-real", f"{EVAL}/results-speech-pitch-seeds",
+THIS_MACHINE = (f"{EVAL}/results-onset-real", f"{EVAL}/results-pitch-crepe", f"{EVAL}/results-speech-pitch-seeds",
                 f"{EVAL}/results-speech-pitch-seeds-speech", f"{EVAL}/results-heareval-seeds-env",
                 f"{EVAL}/results-speech-pitch", f"{EVAL}/results-real-later")
 ADDITION_VARIANTS = ("fbank", "crepe", "basic_pitch", "resemblyzer", "crepe_basic_pitch", "fbank_crepe_basic_pitch",
