@@ -141,6 +141,13 @@ def mean_runs(runs: Sequence[Sequence[float]]) -> List[float]:
     return [statistics.fmean(cell) for cell in zip(*runs)]
 
 
+def seed_runs(rows: Sequence[Dict[str, Any]]) -> List[List[float]]:
+    """heareval's scores per run over rows with ``heareval_seed_scores``: ``seed_runs(rows)[i][k]`` is run i's
+    score of row k, for the runs every row has."""
+    count = min(len(p["heareval_seed_scores"]) for p in rows)
+    return [[p["heareval_seed_scores"][i] for p in rows] for i in range(count)]
+
+
 def leave_one_out(runs: Sequence[Sequence[float]], candidate: Optional[Sequence[float]] = None) -> Dict[str, Any]:
     """Spearman against the mean of the OTHER runs, for each run left out in turn.
 
@@ -179,18 +186,15 @@ def self_agreement(cells: Sequence[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     seeded = [p for p in cells if len(p.get("heareval_seed_scores") or []) >= 2]
     if not seeded:
         return None
-    runs_count = min(len(p["heareval_seed_scores"]) for p in seeded)
+    pooled = seed_runs(seeded)
+    runs_count = len(pooled)
     seeds = list(seeded[0]["heareval_seeds"][:runs_count])
     by_task = {t: [p for p in seeded if p["task"] == t] for t in sorted({p["task"] for p in seeded})}
-
-    def runs(rows: Sequence[Dict[str, Any]]) -> List[List[float]]:
-        """heareval's scores per run: ``runs(rows)[i][k]`` is run i's score of row k."""
-        return [[p["heareval_seed_scores"][i] for p in rows] for i in range(runs_count)]
 
     def fast(rows: Sequence[Dict[str, Any]]) -> List[float]:
         return [p["fast"] for p in rows]
 
-    pooled, task_runs = runs(seeded), {t: runs(rows) for t, rows in by_task.items()}
+    task_runs = {t: seed_runs(rows)[:runs_count] for t, rows in by_task.items()}
     pairs = []
     for a in range(runs_count):
         for b in range(a + 1, runs_count):

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fastprobe_agreement import FAMILIES, leave_one_out, spearman  # noqa: E402
+from fastprobe_agreement import FAMILIES, leave_one_out, seed_runs, spearman  # noqa: E402
 
 #: name -> (probe kind, ProbeConfig overrides); fixed before scoring.
 KINDS: Dict[str, tuple] = {
@@ -95,20 +95,23 @@ def summarise(pairs: Sequence[Dict[str, Any]], kinds: Sequence[str]) -> Dict[str
     summary: Dict[str, Any] = {}
     for name in kinds:
         per_family: Dict[str, Any] = {}
+
+        def kind_scores(rows: Sequence[Dict[str, Any]]) -> List[float]:
+            return [p["kinds"][name]["score"] for p in rows]
+
         for fam in FAMILIES:
             cells = [p for p in pairs if p["family"] == fam and name in p["kinds"]]
             if not cells:
                 continue
-            per_task = {}
-            for task in sorted({p["task"] for p in cells}):
-                rows = [p for p in cells if p["task"] == task]
-                per_task[task] = spearman([p["heareval"] for p in rows], [p["kinds"][name]["score"] for p in rows])
+            by_task = {t: [p for p in cells if p["task"] == t] for t in sorted({p["task"] for p in cells})}
+            per_task = {task: spearman([p["heareval"] for p in rows], kind_scores(rows))
+                        for task, rows in by_task.items()}
             defined = [v for v in per_task.values() if v is not None]
             speedups = [p["heareval_seconds"] / p["kinds"][name]["seconds"] for p in cells
                         if p.get("heareval_seconds") and p["kinds"][name]["seconds"]]
             per_family[fam] = {
                 "cells": len(cells),
-                "spearman_pooled": spearman([p["heareval"] for p in cells], [p["kinds"][name]["score"] for p in cells]),
+                "spearman_pooled": spearman([p["heareval"] for p in cells], kind_scores(cells)),
                 "spearman_per_task": per_task,
                 "spearman_per_task_mean": statistics.fmean(defined) if defined else None,
                 "seconds_median": statistics.median(p["kinds"][name]["seconds"] for p in cells),
@@ -119,17 +122,14 @@ def summarise(pairs: Sequence[Dict[str, Any]], kinds: Sequence[str]) -> Dict[str
                 # against each heareval run alone, and against the mean of the other runs with each left out in
                 # turn (the references of fastprobe_agreement's heareval_self leave-one-out), beside their mean
                 # ("spearman_pooled")
-                count = min(len(p["heareval_seed_scores"]) for p in cells)
-                runs = [[p["heareval_seed_scores"][i] for p in cells] for i in range(count)]
-                scores = [p["kinds"][name]["score"] for p in cells]
+                runs = seed_runs(cells)
                 per_family[fam]["spearman_pooled_per_seed"] = {
-                    str(seed): spearman(runs[i], scores) for i, seed in enumerate(cells[0]["heareval_seeds"][:count])}
-                per_family[fam]["spearman_pooled_leave_one_out"] = leave_one_out(runs, scores)
+                    str(seed): spearman(runs[i], kind_scores(cells))
+                    for i, seed in enumerate(cells[0]["heareval_seeds"][:len(runs)])}
+                per_family[fam]["spearman_pooled_leave_one_out"] = leave_one_out(runs, kind_scores(cells))
                 per_family[fam]["spearman_per_task_leave_one_out"] = {
-                    task: leave_one_out([[p["heareval_seed_scores"][i] for p in cells if p["task"] == task]
-                                         for i in range(count)],
-                                        [p["kinds"][name]["score"] for p in cells if p["task"] == task])["mean"]
-                    for task in per_task}
+                    task: leave_one_out(seed_runs(rows)[:len(runs)], kind_scores(rows))["mean"]
+                    for task, rows in by_task.items()}
         summary[name] = per_family
     return summary
 

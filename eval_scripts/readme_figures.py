@@ -93,6 +93,11 @@ def cells(rows: list[dict[str, str]]) -> dict[tuple[str, str], dict[str, str]]:
     return {(r["variant"], r["task_name"]): r for r in rows if r.get("source", "measured") == "measured"}
 
 
+def heareval_runs(row: dict[str, str]) -> list[float]:
+    """Every heareval run's score of a ``results.csv`` row: ``seed_scores``, or the one ``score``."""
+    return json.loads(row["seed_scores"]) if row.get("seed_scores") else [float(row["score"])]
+
+
 def chance(classes: int) -> str:
     value = 1 / classes
     return f"{value:.3f}" if value < 0.1 else f"{value:.2f}"
@@ -609,7 +614,7 @@ def speech_pitch_pair(root: Path) -> str:
     tasks = SPEECH_TASKS + ("nsynth_like_pitch",)
 
     def value(row: dict) -> tuple[float, str]:
-        runs = json.loads(row["seed_scores"]) if row.get("seed_scores") else []
+        runs = heareval_runs(row)
         if len(runs) > 1:
             return statistics.fmean(runs), f" ± {statistics.stdev(runs):.3f}"
         return float(row["score"]), f" ± {float(row['score_std']):.3f}" if row["score_std"] else ""
@@ -633,7 +638,7 @@ def speech_pitch_pair(root: Path) -> str:
         seeds = int(rows[(fusion, task)]["seeds"] or 1)  # runs i = 0 .. n-1 with seed 42 + i
         spread = "seeds" if seeds > 1 else "folds" if rows[(fusion, task)]["score_std"] else "-"
         best_member = max(scores[m][0] for m in members)
-        runs = {v: json.loads(rows[(v, task)]["seed_scores"]) for v in needed} if seeds > 1 else {}
+        runs = {v: heareval_runs(rows[(v, task)]) for v in needed} if seeds > 1 else {}
         marks = []
         for v in variants:
             verdicts[v].append(scores[v][0] > best_member)
@@ -708,7 +713,7 @@ def this_machine_cells(root: Path) -> dict[tuple[str, str], tuple[list[float], s
         for key, row in cells(load_csv(root, f"{folder}/results.csv")).items():
             if not row["score"]:
                 continue
-            runs = json.loads(row["seed_scores"]) if row.get("seed_scores") else [float(row["score"])]
+            runs = heareval_runs(row)
             if key not in found or len(runs) > len(found[key][0]):
                 found[key] = (runs, folder)
     return found
@@ -718,8 +723,11 @@ def member_additions(root: Path) -> str:
     """Every real member and fusion on every task, cells of this machine only, and what adding one member changes."""
     found = this_machine_cells(root)
 
+    def runs_of(variant: str, task: str) -> list[float]:
+        return found.get((variant, task), ([], ""))[0]
+
     def mean(variant: str, task: str) -> float | None:
-        runs = found.get((variant, task), ([], ""))[0]
+        runs = runs_of(variant, task)
         return statistics.fmean(runs) if runs else None
 
     lines = ["| task | " + " | ".join(ADDITION_VARIANTS) + " | largest run-to-run std in the row |",
@@ -727,14 +735,13 @@ def member_additions(root: Path) -> str:
     for task in ADDITION_TASKS:
         values = {v: mean(v, task) for v in ADDITION_VARIANTS}
         best = max((x for x in values.values() if x is not None), default=None)
-        stds = [statistics.stdev(found[(v, task)][0]) for v in ADDITION_VARIANTS
-                if len(found.get((v, task), ([], ""))[0]) > 1]
+        stds = [statistics.stdev(runs_of(v, task)) for v in ADDITION_VARIANTS if len(runs_of(v, task)) > 1]
         entries = []
         for v in ADDITION_VARIANTS:
             if values[v] is None:
                 entries.append("n/a")
                 continue
-            runs = len(found[(v, task)][0])
+            runs = len(runs_of(v, task))
             text = f"{values[v]:.3f}" + (f" ({runs})" if runs > 1 else "")
             entries.append(f"**{text}**" if values[v] == best else text)
         spread = f"{max(stds):.3f}" if stds else "one run each"
