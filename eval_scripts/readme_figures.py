@@ -695,6 +695,11 @@ ADDITIONS = (("crepe", "basic_pitch", "crepe_basic_pitch"),
              ("crepe", "resemblyzer_basic_pitch", "resemblyzer_crepe_basic_pitch"))
 ADDITION_TASKS = ("speaker_id", "prosody", "language_id", "kws", "env_sounds", "env_multilabel",
                   "nsynth_like_pitch", "dcase_like_events", "maestro_like_onset")
+#: Issue 12's onset target, judged on this machine's cells: a fusion above both FLOORS on both onset tasks
+#: while keeping the pitch task at PITCH_FLOOR or more.
+ONSET_TASKS = ("maestro_like_onset", "dcase_like_events")
+ONSET_FLOORS = ("fbank", "crepe")
+PITCH_FLOOR = 0.95
 
 
 def this_machine_cells(root: Path) -> dict[tuple[str, str], tuple[list[float], str]]:
@@ -755,12 +760,42 @@ def member_additions(root: Path) -> str:
             a, b = mean(fusion, task), mean(base, task)
             deltas.append("n/a" if a is None or b is None else f"{a - b:+.3f}")
         lines.append(f"| {task} | " + " | ".join(deltas) + " |")
+    lines += ["", onset_target(mean)]
     used = sorted({folder.split("/")[-1] for _, folder in found.values()})
     lines += ["", "Cells: heareval's probe, grid `fast`, 2 grid points, all made on this machine (a 2-core AMD EPYC "
               "with AVX-512); a score is the mean over the cell's heareval runs, their number in brackets when "
               "more than one (seeds 42, 43, ...), else seed 42's run. n/a: not run on this machine. From "
               + ", ".join(f"`{u}`" for u in used) + " (each folder's `provenance.json` says how it was loaded)."]
     return "\n".join(lines) + "\n"
+
+
+def onset_target(mean: Callable[[str, str], float | None]) -> str:
+    """Issue 12's onset target on this machine's cells, per fusion of ``ADDITION_VARIANTS``: each onset task's
+    fusion / fbank / CREPE means, the pitch mean, and met / not met / open (a cell not run here)."""
+    fusions = [v for v in ADDITION_VARIANTS if v in {fusion for _, _, fusion in ADDITIONS}]
+    lines = [f"Onset target on these cells (a fusion above {' and '.join(ONSET_FLOORS)} on both onset tasks, "
+             f"nsynth_like_pitch at least {PITCH_FLOOR}):", "",
+             "| fusion | " + " | ".join(f"{t}: fusion / {' / '.join(ONSET_FLOORS)}" for t in ONSET_TASKS)
+             + " | nsynth_like_pitch | target |",
+             "|---|" + "---|" * len(ONSET_TASKS) + "---:|---|"]
+
+    def text(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    for fusion in fusions:
+        checks: list[bool | None] = []
+        entries = []
+        for task in ONSET_TASKS:
+            own = mean(fusion, task)
+            floors = [mean(f, task) for f in ONSET_FLOORS]
+            entries.append(" / ".join(text(x) for x in [own, *floors]))
+            checks += [None if own is None or f is None else own > f for f in floors]
+        pitch = mean(fusion, "nsynth_like_pitch")
+        checks.append(None if pitch is None else pitch >= PITCH_FLOOR)
+        verdict = ("**not met**" if False in checks else "open (n/a: not run here)" if None in checks
+                   else "**met**")
+        lines.append(f"| {fusion} | " + " | ".join(entries) + f" | {text(pitch)} | {verdict} |")
+    return "\n".join(lines)
 
 
 LAYERS = f"{EVAL}/layers-real"

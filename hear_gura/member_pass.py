@@ -33,7 +33,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 from typing import (
-    TYPE_CHECKING, ContextManager, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple,
+    TYPE_CHECKING, Any, ContextManager, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple,
 )
 
 import torch
@@ -220,11 +220,24 @@ def _clip_keys(audio: torch.Tensor, sizes: Sequence[int]) -> List[str]:
     return [clip_key(audio[i, :size].detach().float().cpu().contiguous()) for i, size in enumerate(sizes)]
 
 
-def _entry_key(member: Member, hop: Optional[int], selection: LayerSelection) -> str:
-    """The cache key of one member computation: the member's identity, its hop and layer selection."""
+def cache_identity(member: Member, hop: Optional[int], selection: LayerSelection) -> Dict[str, Any]:
+    """What the cache key of one member computation digests: the member's identity, its hop and layer selection.
+
+    A member whose kind declares a :class:`~hear_gura.members.base.StateAlias`
+    (CREPE's ``embedding``) is keyed as the fuller configuration with the same
+    choice of its states, so either configuration's entries serve the other.
+    """
     if member.computation_key is None:
         raise ValueError(f"member {member.name!r} has no computation_key: it cannot use a feature cache")
-    return digest_of({"member": member.computation_key, "hop": hop, "layers": selection_text(selection)})
+    key, alias = member.computation_key, member.cache_alias
+    if alias is not None and alias.key is not None:
+        key, selection = alias.key, alias.selection(selection)
+    return {"member": key, "hop": hop, "layers": selection_text(selection)}
+
+
+def cache_entry_key(member: Member, hop: Optional[int], selection: LayerSelection) -> str:
+    """The feature cache's key of one member computation (:func:`cache_identity`, digested)."""
+    return digest_of(cache_identity(member, hop, selection))
 
 
 def _from_cache(
@@ -236,7 +249,7 @@ def _from_cache(
     frames = max(g.count for g in grids)
     found = []
     for selection in selections:
-        key = _entry_key(member, hop, selection)
+        key = cache_entry_key(member, hop, selection)
         clips = []
         for grid, clip in zip(grids, clip_keys):
             entry = cache.get(key, clip)
@@ -255,6 +268,9 @@ def _to_cache(
     computed: Sequence[MemberFeatures], clip_keys: Sequence[str],
 ) -> None:
     for selection, output in zip(selections, computed):
-        key = _entry_key(member, hop, selection)
+        identity = cache_identity(member, hop, selection)
+        key = digest_of(identity)
+        if member.cache_description is not None:  # what `hear-gura cache info` shows for the key
+            cache.describe_member(key, {**member.cache_description, "hop": hop, "layers": identity["layers"]})
         for row, clip in enumerate(clip_keys):
             cache.put(key, clip, output.clip(row).detach().cpu())

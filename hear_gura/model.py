@@ -12,7 +12,7 @@ study, across ensembles) over one pass of their distinct members.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
@@ -163,6 +163,16 @@ def build_config_member(spec: MemberSpec, config: EnsembleConfig, manifest: Mani
     member.set_windowing(int(config.max_window_seconds * SAMPLE_RATE), int(config.overlap_seconds * SAMPLE_RATE))
     member.compute_dtype = config.dtype
     member.computation_key = key
+    if key is None:
+        return member
+    params = spec.resolved_params()
+    alias = spec.kind.state_alias(params)
+    if alias is not None:  # the feature cache keys its states by the fuller configuration's key
+        fuller = MemberSpec(spec.name, spec.type, dict(alias.params))
+        member.cache_alias = replace(alias, key=computation_key(fuller, config, manifest))
+        params = dict(alias.params)
+    member.cache_description = {"kind": spec.type, "params": params, "dtype": config.dtype,
+                                "normalize_waveform": config.normalizes(spec.name)}
     return member
 
 

@@ -78,3 +78,30 @@ def test_embed_with_a_feature_cache_writes_the_bytes_of_a_run_without(tmp_path, 
         assert (tmp_path / "cached" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes(), name
     counted = Counter(p.parent.parent.name for p in Path(cache).rglob("*.feat"))
     assert len(counted) == 3  # hubert, wav2vec2, crepe at 50 ms (its 250 ms frames are every 5th of those)
+
+
+def test_crepe_embedding_and_crepe_blocks_share_their_common_state_in_the_cache(tmp_path, manifest, load):
+    """``states: "embedding"`` is ``blocks``' conv5, bit for bit (StateAlias): what ``hear-gura layers`` stored
+    for the blocks serves ``evaluate``'s embedding and the other way round; other states are not mixed up."""
+    audio = make_audio(1.1, batch=2, seed=4)
+    crepe = {"name": "crepe", "type": "crepe", "model": "tiny"}
+    embedding = {"members": [crepe]}
+    blocks = {"members": [{**crepe, "states": "blocks"}], "layers": "last"}
+
+    def study(options: dict, folder: str) -> tuple:
+        run = StudyPass.of_variants([("crepe", options)], Manifest.load(str(manifest)), FeatureCache(tmp_path / folder))
+        (embeddings, _), = run.timestamp_embeddings(audio)
+        return embeddings, sum(run.counts.values()), run.cache.stats
+
+    for first, then in ((blocks, embedding), (embedding, blocks)):
+        folder = f"cache-{len(first)}"
+        assert study(first, folder)[1] == 1
+        served, ran, stats = study(then, folder)
+        assert ran == 0 and stats.hits == 2 and stats.misses == 0
+        assert torch.equal(served, load("crepe", **then).timestamp_embeddings(audio)[0])
+    [(key, described)] = FeatureCache(tmp_path / "cache-1").info()["members"].items()  # the embedding went first
+    assert described["description"]["params"]["states"] == "blocks" and described["description"]["hop"] == 800
+    assert described["description"]["layers"] == "5:u:0.0,0.0,0.0,0.0,1.0"  # conv5 of the blocks
+    conv4 = study({**blocks, "layers": 3}, "cache-2")
+    assert conv4[1] == 1 and conv4[2].hits == 0  # another state of the blocks: computed, not the embedding's entry
+    assert not torch.equal(conv4[0], served)

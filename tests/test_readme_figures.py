@@ -196,3 +196,25 @@ def test_member_additions_compares_one_machine_only_and_subtracts_means(figures,
     provenance.write_text(json.dumps({**data, "machine": "an earlier 2-core machine (AVX2, no GPU)"}))
     with pytest.raises(figures.FiguresError, match="not this AVX-512 machine"):
         figures.member_additions(tmp_path)
+
+
+def test_onset_target_is_met_only_when_every_comparison_holds_and_open_while_a_cell_is_missing(figures):
+    """Issue 12's onset target on one machine's cells: above fbank AND CREPE on BOTH onset tasks, pitch >= 0.95."""
+    scores = {("fbank", "maestro_like_onset"): 0.30, ("crepe", "maestro_like_onset"): 0.24,
+              ("fbank", "dcase_like_events"): 0.13, ("crepe", "dcase_like_events"): 0.09,
+              ("crepe_basic_pitch", "maestro_like_onset"): 0.32, ("crepe_basic_pitch", "dcase_like_events"): 0.15,
+              ("crepe_basic_pitch", "nsynth_like_pitch"): 0.96,
+              ("fbank_crepe_basic_pitch", "maestro_like_onset"): 0.29,  # below fbank on one task only
+              ("fbank_crepe_basic_pitch", "dcase_like_events"): 0.25,
+              ("fbank_crepe_basic_pitch", "nsynth_like_pitch"): 0.96,
+              ("resemblyzer_basic_pitch", "dcase_like_events"): 0.20,  # its maestro cell is missing
+              ("resemblyzer_basic_pitch", "nsynth_like_pitch"): 0.96}
+
+    def verdict(fusion: str) -> str:
+        table = figures.onset_target(lambda v, t: scores.get((v, t)))
+        return next(x for x in table.splitlines() if x.startswith(f"| {fusion} |")).split(" | ")[-1].rstrip(" |")
+    assert verdict("crepe_basic_pitch") == "**met**"
+    assert verdict("fbank_crepe_basic_pitch") == "**not met**"
+    assert verdict("resemblyzer_basic_pitch").startswith("open")
+    scores[("crepe_basic_pitch", "nsynth_like_pitch")] = 0.949
+    assert verdict("crepe_basic_pitch") == "**not met**"

@@ -245,3 +245,37 @@ def test_predictions_are_read_without_running_code_from_the_pickle(walk, tmp_pat
     with pytest.raises(HearGuraError, match="system is not part of heareval's predictions"):
         per_class_scores(folder, "top1_acc", "scene", ["noise", "tone"])
     assert not (tmp_path / "ran").exists()
+
+
+def test_the_console_says_which_heareval_training_runs_while_the_probe_step_works(walk):
+    """heareval's own markers (seed, grid point, test split), read from the real run's output, reach the
+    console in order: one line per training (1 grid point, then the 3-fold task's two other splits), per seed."""
+    lines = [x.strip() for x in walk["B"][1].splitlines() if x.strip().startswith("heareval probe")]
+    trainings = [x.split(": ", 1)[1].rsplit(", ", 1)[0] for x in lines if ", epoch " not in x]
+    expected = ["training grid point 1 of 1", "training for test split 2 of 3 with the best grid point",
+                "training for test split 3 of 3 with the best grid point"]
+    assert trainings == expected * 2
+    assert [x.split(":")[0] for x in lines if ", epoch " not in x] == ["heareval probe (seed 42)"] * 3 + [
+        "heareval probe (seed 43)"] * 3
+
+
+def test_probe_progress_shows_an_epoch_at_most_once_a_minute_within_a_training():
+    from hear_gura.harness.probe_progress import ProbeProgress
+
+    now = [0.0]
+    progress = ProbeProgress(clock=lambda: now[0])
+    assert progress.feed("hear_gura probe run: seed 43 (heareval's seed_everything(42) takes 43)") is None
+    assert progress.feed("Epoch 0:  10%|#   | 1/10 [00:01<00:09]") is None  # no training announced yet
+    now[0] = 5.0
+    said = progress.feed("grid: 0it [00:00, ?it/s]\x1b[Apredict - t - 2026 - 110 - Grid point 1 of 2: {'lr': 1}")
+    assert said == "heareval probe (seed 43): training grid point 1 of 2, 5 s into the probe step"
+    now[0] = 64.0
+    assert progress.feed("Epoch 3:  50%|#####     | 5/10 [00:02<00:02, loss=0.1]") is None  # 59 s after the last line
+    now[0] = 65.0
+    assert progress.feed("\x1b[AEpoch 4:  50%|#####     | 5/10") == (
+        "heareval probe (seed 43): grid point 1 of 2, epoch 4, 1 min 5 s into the probe step")
+    assert progress.feed("Epoch 4:  60%|######    | 6/10") is None
+    now[0] = 3725.0
+    assert progress.feed("predict - t - 110 - Training split 2 of 5: {'train': ['fold00']}") == (
+        "heareval probe (seed 43): training for test split 2 of 5 with the best grid point, "
+        "1 h 2 min into the probe step")

@@ -58,6 +58,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple
 from hear_gura.atomic import save_json
 from hear_gura.errors import HearGuraError
 from hear_gura.harness.grid import Variant
+from hear_gura.harness.probe_progress import ProbeProgress
 from hear_gura.harness.probe_run import (
     FAST_FILE, FIRST_SEED, PREFIXES, RUN_FILE, SCORES_FILE, clear_outputs, seed_folder_name,
 )
@@ -134,7 +135,8 @@ class _Tee:
 
 
 def run_tool(
-    args: Sequence[str], log_path: Path, cwd: Path, echo: bool = False, module: str = "hear_gura.heareval_compat"
+    args: Sequence[str], log_path: Path, cwd: Path, echo: bool = False, module: str = "hear_gura.heareval_compat",
+    progress: Optional[ProbeProgress] = None,
 ) -> Tuple[int, float]:
     """Run ``python -m MODULE ARGS`` with its output in ``log_path``.
 
@@ -144,6 +146,8 @@ def run_tool(
         log_path: stdout and stderr go here (overwritten).
         cwd: working directory of the runner.
         echo: also copy the output to this process's stdout.
+        progress: without ``echo``, reads every output line and shows the
+            console lines it returns (heareval's probe: which training, which epoch).
     Returns:
         (exit status, wall-clock seconds).
     """
@@ -165,6 +169,12 @@ def run_tool(
                     log.flush()
                     sys.stdout.write("      " + line[line.rindex(PROGRESS_PREFIX) + len(PROGRESS_PREFIX):])
                     sys.stdout.flush()
+                elif progress is not None:
+                    news = progress.feed(line)
+                    if news is not None:
+                        log.flush()
+                        sys.stdout.write(f"      {news}\n")
+                        sys.stdout.flush()
             status = process.wait()
         except BaseException:
             process.kill()
@@ -602,7 +612,7 @@ class CellRunner:
         try:
             if cell.probe == "heareval":  # heareval's runner: an isolated subprocess
                 status, wall = run_tool(args, log, cwd=cell.out.resolve(), echo=self.echo,
-                                        module="hear_gura.harness.probe_run")
+                                        module="hear_gura.harness.probe_run", progress=ProbeProgress())
             else:
                 status, wall = run_fast_in_process(embedding_dir.resolve(), seeds, cell.runs_dir.resolve(),
                                                    self.settings.device, log, self.echo)

@@ -82,6 +82,39 @@ class MemberSpec:
 
 
 @dataclass(frozen=True)
+class StateAlias:
+    """Every state of one configuration of a kind is, bit for bit, a state of a fuller configuration.
+
+    CREPE's ``states: "embedding"`` (one state) is the last of ``states: "blocks"``
+    (five): the same network, the same arithmetic. The feature cache keys both by
+    the fuller configuration (:func:`hear_gura.member_pass.cache_entry_key`), so
+    features that ``hear-gura layers`` stored for every state serve ``evaluate``'s
+    single state, and the other way round.
+
+    Attributes:
+        params: the fuller configuration's params (every default filled in).
+        states: for each state ``i`` of this configuration, its index in the fuller one.
+        num_states: the fuller configuration's number of states.
+        key: the fuller configuration's :func:`~hear_gura.model.computation_key`
+            (set when a member is built for a feature cache; None before).
+    """
+
+    params: Mapping[str, Any]
+    states: Tuple[int, ...]
+    num_states: int
+    key: Optional[str] = None
+
+    def selection(self, own: LayerSelection) -> LayerSelection:
+        """A layer choice over this configuration's states as the same choice over the fuller one's."""
+        if own.num_states != len(self.states):
+            raise ValueError(f"a choice over {own.num_states} states, but the alias maps {len(self.states)}")
+        weights = [0.0] * self.num_states
+        for index, there in enumerate(self.states):
+            weights[there] = own.weights[index]
+        return LayerSelection(self.num_states, tuple(weights), own.uniform)
+
+
+@dataclass(frozen=True)
 class MemberFeatures:
     """What a member computed for a batch, with the frame grid of every clip.
 
@@ -147,6 +180,9 @@ class Member(torch.nn.Module, ABC):
     - ``computation_key``: the identity of what it computes (kind, checkpoint
       content, params, waveform normalisation, windowing, dtype), or None;
       needed by the feature cache (:mod:`hear_gura.member_pass`).
+    - ``cache_alias``: :meth:`state_alias` of its params with the fuller
+      configuration's key, or None; ``cache_description``: that configuration
+      in words, for ``hear-gura cache info``.
     """
 
     kind: ClassVar[str] = ""
@@ -164,6 +200,10 @@ class Member(torch.nn.Module, ABC):
     random_weights: bool = False
     compute_dtype: str = "float32"
     computation_key: Optional[str] = None
+    #: Set with ``computation_key`` when the kind's :meth:`state_alias` names a fuller configuration.
+    cache_alias: Optional[StateAlias] = None
+    #: Set with ``computation_key``: kind and params of the configuration the cache keys it by (readable).
+    cache_description: Optional[Dict[str, Any]] = None
     #: A short name per state, or None where states are numbered layers (see MemberDescription).
     state_names: Optional[Tuple[str, ...]] = None
 
@@ -183,6 +223,15 @@ class Member(torch.nn.Module, ABC):
     def weight_free(cls, params: Mapping[str, Any]) -> bool:
         """Whether these params compute features from the waveform alone (no weights to locate)."""
         return False
+
+    @classmethod
+    def state_alias(cls, params: Mapping[str, Any]) -> Optional[StateAlias]:
+        """The fuller configuration whose states these params' states are, bit for bit, or None (the default).
+
+        Declare one only where the arithmetic is the same, not merely close: the
+        feature cache then serves one configuration's states from the other's.
+        """
+        return None
 
     @classmethod
     def describe(cls, name: str, params: Mapping[str, Any], location: "CheckpointLocation") -> "MemberDescription":

