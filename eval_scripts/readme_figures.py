@@ -684,7 +684,8 @@ def speech_pitch_pair(root: Path) -> str:
 #: member-additions table compares, since heareval's scores move between machines (speech-pitch-pair's notes).
 THIS_MACHINE = (f"{EVAL}/results-onset-real", f"{EVAL}/results-pitch-crepe", f"{EVAL}/results-speech-pitch-seeds",
                 f"{EVAL}/results-speech-pitch-seeds-speech", f"{EVAL}/results-heareval-seeds-env",
-                f"{EVAL}/results-speech-pitch", f"{EVAL}/results-real-later")
+                f"{EVAL}/results-speech-pitch", f"{EVAL}/results-real-later", f"{EVAL}/results-maestro-real",
+                f"{EVAL}/results-maestro-real-seeds")
 ADDITION_VARIANTS = ("fbank", "crepe", "basic_pitch", "resemblyzer", "crepe_basic_pitch", "fbank_crepe_basic_pitch",
                      "resemblyzer_basic_pitch", "resemblyzer_crepe_basic_pitch")
 #: (member added, to what, the fusion that results): each a difference of two cells of the table.
