@@ -294,6 +294,7 @@ class FeatureCache:
         self._total: Optional[int] = None  # bytes; None until the first scan
         self._last_ns = 0
         self._file_mode = _default_file_mode()
+        self._described: Dict[str, str] = {}  # member key -> the member.json text this object saw or wrote
         marker = self._read_marker()
         if marker is None:
             if not create:
@@ -566,12 +567,17 @@ class FeatureCache:
         """Record a readable identity for ``member_key`` (kind, checkpoint, options, hop, layers), shown by ``info``.
 
         Written once (atomically) to ``DIR/<member_key>/member.json``, rewritten
-        only if it changed; errors are swallowed like ``put``'s.
+        only if it changed; errors are swallowed like ``put``'s. The member pass
+        calls this per batch: a description this object already saw or wrote is
+        not read again.
         """
         path = self.root / _check_key(member_key) / MEMBER_INFO
         text = json.dumps(dict(description), indent=2, sort_keys=True, default=str) + "\n"
+        if self._described.get(member_key) == text:
+            return
         try:
             if path.read_text() == text:
+                self._described[member_key] = text
                 return
         except (OSError, ValueError):
             pass
@@ -579,6 +585,8 @@ class FeatureCache:
             self._write_atomically(path, [text.encode()], None)
         except OSError:
             self._stats.write_errors += 1
+        else:
+            self._described[member_key] = text
 
     def info(self) -> Dict[str, Any]:
         """What is in the cache now (one scan of the folder).

@@ -273,9 +273,9 @@ def test_probe_progress_shows_an_epoch_at_most_once_a_minute_within_a_training()
     assert progress.feed("Epoch 3:  50%|#####     | 5/10 [00:02<00:02, loss=0.1]") is None  # 59 s after the last line
     now[0] = 65.0
     assert progress.feed("\x1b[AEpoch 4:  50%|#####     | 5/10") == (
-        "heareval probe (seed 43): grid point 1 of 2, epoch 4, 1 min 5 s into the probe step")
+        "heareval probe (seed 43): grid point 1 of 2, epoch 4, 1 min 05 s into the probe step")
     assert progress.feed("Epoch 4:  60%|######    | 6/10") is None
     now[0] = 3725.0
     assert progress.feed("predict - t - 110 - Training split 2 of 5: {'train': ['fold00']}") == (
         "heareval probe (seed 43): training for test split 2 of 5 with the best grid point, "
-        "1 h 2 min into the probe step")
+        "1 h 02 min into the probe step")

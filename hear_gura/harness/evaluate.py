@@ -34,6 +34,7 @@ from hear_gura.harness.per_class import parse_selections, write_task_tables
 from hear_gura.harness.report import (
     MEASURED, ScoreRow, ScoreTable, build_table, write_csv, write_heatmap, write_markdown,
 )
+from hear_gura.harness.probe_progress import duration_text
 from hear_gura.harness.runner import (
     FAST_FILE_TAG, FAST_TITLE_TAG, PROBE_GRIDS, PROBES, Cell, CellOutcome, CellRunner, Settings, load_json,
     now_text, variant_identities,
@@ -58,12 +59,6 @@ class EvaluationResult:
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
 def evaluate(
@@ -356,7 +351,7 @@ def run_plan(
             cell_start = time.perf_counter()
             outcome = runner.run(cell)
             mine.append(outcome)
-            print(f"      {outcome.status} in {_duration(time.perf_counter() - cell_start)}", flush=True)
+            print(f"      {outcome.status} in {duration_text(time.perf_counter() - cell_start)}", flush=True)
             if outcome.status == "failed" and fail_fast:
                 break
         result.outcomes = gather_outcomes(shard, cells, mine)
@@ -403,7 +398,7 @@ def run_plan(
         })
         save_command_status(out_dir / "command.json", command)
         print(f"{len(cells)} cell(s): {result.count('done')} run, {result.count('skipped')} skipped, "
-              f"{len(result.failed)} failed, in {_duration(time.perf_counter() - start)}; "
+              f"{len(result.failed)} failed, in {duration_text(time.perf_counter() - start)}; "
               f"wrote {', '.join(str(p) for p in result.files.values())}", flush=True)
     return result
 

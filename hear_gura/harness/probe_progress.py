@@ -26,14 +26,11 @@ _SPLIT = re.compile(r"Training split (\d+) of (\d+)")
 _EPOCH = re.compile(r"(?:^|\s|\x1b\[A)Epoch (\d+):")
 
 
-def elapsed_text(seconds: float) -> str:
-    """``"42 s"``, ``"12 min 5 s"`` or ``"1 h 3 min"``."""
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+def duration_text(seconds: float) -> str:
+    """How the harness's console writes a duration: ``"42 s"``, ``"12 min 05 s"`` or ``"1 h 03 min"``."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
 class ProbeProgress:
@@ -50,31 +47,28 @@ class ProbeProgress:
         self.start = clock()
         self.seed: Optional[str] = None
         self.training: Optional[str] = None
-        self.epoch: Optional[int] = None
         self.said_at = self.start
 
     def _line(self, text: str) -> str:
         self.said_at = self.clock()
         seed = f" (seed {self.seed})" if self.seed is not None else ""
-        return f"heareval probe{seed}: {text}, {elapsed_text(self.said_at - self.start)} into the probe step"
+        return f"heareval probe{seed}: {text}, {duration_text(self.said_at - self.start)} into the probe step"
 
     def feed(self, line: str) -> Optional[str]:
         """The console line this output line calls for, or None."""
         found = _SEED.search(line)
         if found:
-            self.seed, self.training, self.epoch = found.group(1), None, None
+            self.seed, self.training = found.group(1), None
             return None
         found = _GRID.search(line)
         if found:
-            self.training, self.epoch = f"grid point {found.group(1)} of {found.group(2)}", None
+            self.training = f"grid point {found.group(1)} of {found.group(2)}"
             return self._line(f"training {self.training}")
         found = _SPLIT.search(line)
         if found:
-            self.training, self.epoch = f"test split {found.group(1)} of {found.group(2)}", None
+            self.training = f"test split {found.group(1)} of {found.group(2)}"
             return self._line(f"training for {self.training} with the best grid point")
         found = _EPOCH.search(line)
-        if found and self.training is not None:
-            self.epoch = int(found.group(1))
-            if self.clock() - self.said_at >= self.epoch_every_s:
-                return self._line(f"{self.training}, epoch {self.epoch}")
+        if found and self.training is not None and self.clock() - self.said_at >= self.epoch_every_s:
+            return self._line(f"{self.training}, epoch {found.group(1)}")
         return None
