@@ -86,6 +86,11 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> Optional[float]:
     return cov / (va * vb) ** 0.5
 
 
+def fast_hparams(cell: Dict[str, Any]) -> Dict[str, Any]:
+    """The fast probe's hyper-parameters a fast cell records (``identity.probe.hparams``; ``{}`` if none)."""
+    return dict(((cell.get("identity") or {}).get("probe") or {}).get("hparams") or {})
+
+
 def paired_cells(outs: Sequence[Path]) -> List[Dict[str, Any]]:
     """Every cell finished with both probes: variant, task, family, both scores and times."""
     pairs: Dict[Tuple[str, str], Dict[str, Any]] = {}
@@ -105,6 +110,7 @@ def paired_cells(outs: Sequence[Path]) -> List[Dict[str, Any]]:
                 "heareval": hear["score"], "fast": fast["score"],
                 "heareval_seconds": hear.get("predict_seconds"), "fast_seconds": fast.get("predict_seconds"),
                 "out": str(out), "embedding_dir": fast.get("embedding_dir"), "fast_seed": (fast.get("seeds") or [42])[0],
+                "fast_hparams": fast_hparams(fast),
             }
             if len(hear.get("seed_scores") or []) >= 2:
                 pairs[key].update(heareval_seeds=hear["seeds"], heareval_seed_scores=hear["seed_scores"])
@@ -122,13 +128,18 @@ def rerun_fast(pairs: Sequence[Dict[str, Any]]) -> float:
     start = time.perf_counter()
     import torch  # noqa: F401 - timed: paid once per evaluate
     import heareval.score  # noqa: F401
-    from hear_gura.analysis.fast_probe import score_embedding_folder
+    from dataclasses import fields
+
+    from hear_gura.analysis.fast_probe import ProbeConfig, score_embedding_folder
 
     torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])  # its first call imports torch._dynamo
     imports = time.perf_counter() - start
+    known = {f.name for f in fields(ProbeConfig)}
     for p in pairs:
+        # the cell's own settings (a cell made before knn_standardise existed gets its default, True)
+        config = ProbeConfig(**{k: v for k, v in p.get("fast_hparams", {}).items() if k in known})
         start = time.perf_counter()
-        result = score_embedding_folder(p["embedding_dir"], seed=p["fast_seed"])
+        result = score_embedding_folder(p["embedding_dir"], seed=p["fast_seed"], config=config)
         p["fast_seconds_in_process"] = round(time.perf_counter() - start, 2)
         if result["test"][p["metric"]] != p["fast"]:
             raise SystemExit(f"{p['variant']} x {p['task']}: rerun gives {result['test'][p['metric']]}, "

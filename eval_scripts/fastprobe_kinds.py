@@ -7,8 +7,10 @@ family (scene, pitch, event), Spearman's rank correlation with heareval's
 scores (pooled over the family's cells, and within each task over variants)
 and the fast probe's seconds:
 
-- ``linear``: the default (standardised inputs, zero-initialised linear layer);
-- ``linear_raw``: the same layer on raw embeddings (heareval never standardises);
+- ``linear``: standardised inputs, zero-initialised linear layer (the default of ``evaluate --probe fast``
+  until the held-out test, ``fastprobe-heldout-plan.md``; still what ``hear-gura layers`` runs);
+- ``linear_raw``: the same layer on raw embeddings (heareval never standardises; ``evaluate --probe fast``'s
+  default since that test, :data:`hear_gura.analysis.fast_probe.VARIANT_PROBE`);
 - ``mlp``: heareval's model family at one fixed grid point (one hidden layer of
   1024, BatchNorm, ReLU, dropout 0.1, Xavier init, raw inputs, Adam at 1e-3),
   early-stopped on the validation loss;
@@ -27,16 +29,17 @@ pitch and event families (not used to pick) are reported beside it.
 heareval's scores and probe seconds come from ``--agreement`` (the pairs of
 ``fastprobe-agreement.json``); the embeddings from ``--embeddings`` (output
 folders of ``hear-gura evaluate``: ``<out>/embeddings/<variant>/<module>/<task>``),
-re-made on this machine. The default kind must reproduce the committed fast
-score of each pair on them (``linear_reproduces``), which shows the embeddings
-are the ones heareval scored; pairs whose embeddings are missing are skipped
-and listed.
+re-made on this machine. The kind the pair's fast cell was made with (``linear``,
+or ``linear_raw`` where the cell records raw inputs: :func:`reproducing_kind`)
+must reproduce its committed fast score on them (``linear_reproduces``), which
+shows the embeddings are the ones heareval scored; pairs whose embeddings are
+missing are skipped and listed.
 
     python eval_scripts/fastprobe_kinds.py --agreement eval_scripts/fastprobe-agreement.json \\
         --embeddings /work/results_real /work/results_real_scene --json eval_scripts/fastprobe-kinds.json
 
-Families scored in separate runs (one per core) join with ``--merge``; ``--families none --merge A B C``
-only merges. The output records every run's command under ``commands``.
+Families (``--families``) or tasks (``--tasks``) scored in separate runs (one per core) join with
+``--merge``; ``--families none --merge A B C`` only merges. The output records every run's command under ``commands``.
 """
 
 from __future__ import annotations
@@ -54,14 +57,21 @@ from typing import Any, Dict, List, Optional, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fastprobe_agreement import FAMILIES, leave_one_out, seed_runs, spearman  # noqa: E402
 
-#: name -> (probe kind, ProbeConfig overrides); fixed before scoring.
+#: name -> (probe kind, ProbeConfig overrides); fixed before scoring. Each kind names what it differs in, so
+#: a change of ProbeConfig's defaults does not change a kind.
 KINDS: Dict[str, tuple] = {
-    "linear": ("linear", {}),
+    "linear": ("linear", {"standardise": True}),
     "linear_raw": ("linear", {"standardise": False}),
     "mlp": ("mlp", {}),
-    "knn": ("knn", {}),
-    "knn_raw": ("knn", {"standardise": False}),
+    "knn": ("knn", {"knn_standardise": True}),
+    "knn_raw": ("knn", {"knn_standardise": False}),
 }
+
+
+def reproducing_kind(pair: Dict[str, Any]) -> str:
+    """The kind that gives the pair's fast cell again: the linear probe on standardised or raw inputs, as the
+    cell's recorded ``standardise`` says (cells made before it was recorded standardised)."""
+    return "linear" if pair.get("fast_hparams", {}).get("standardise", True) else "linear_raw"
 
 
 def find_embeddings(roots: Sequence[Path], variant: str, task: str) -> Optional[Path]:
@@ -71,6 +81,11 @@ def find_embeddings(roots: Sequence[Path], variant: str, task: str) -> Optional[
         if found:
             return found[0]
     return None
+
+
+def task_name(folder: str) -> str:
+    """``kws`` of ``kws-v1-full``: a task folder's name without its version and size."""
+    return folder.split("-v1")[0]
 
 
 def score_kinds(folder: Path, seed: int, kinds: Sequence[str]) -> Dict[str, Dict[str, Any]]:
@@ -140,6 +155,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--embeddings", type=Path, nargs="+", required=True, help="hear-gura evaluate output folders")
     parser.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated, of {', '.join(KINDS)}")
     parser.add_argument("--families", default=",".join(FAMILIES), help="comma-separated families to score")
+    parser.add_argument("--tasks", default="",
+                        help="comma-separated task names (kws) or folders (kws-v1-full) to score (default: every "
+                             "task of the families), so one family's cells can be split over runs and --merge'd")
     parser.add_argument("--json", type=Path, help="write the pairs and the summary here")
     parser.add_argument("--note", default="", help="how the machine was loaded while this ran")
     parser.add_argument("--merge", type=Path, nargs="*", default=[],
@@ -151,11 +169,17 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if unknown:
         sys.exit(f"unknown kind(s) {', '.join(unknown)}; valid: {', '.join(KINDS)}")
     families = set(args.families.split(","))
+    tasks = {t for t in args.tasks.split(",") if t}
     try:
         agreement = json.loads(args.agreement.read_text())
         earlier = [json.loads(path.read_text()) for path in args.merge]
     except (OSError, json.JSONDecodeError) as err:
         sys.exit(f"cannot read {err.filename if isinstance(err, OSError) else 'a JSON input'} ({err})")
+    known = {p["task"] for p in agreement["pairs"]}
+    unknown_tasks = sorted(t for t in tasks if not any(t in (k, task_name(k)) for k in known))
+    if unknown_tasks:
+        sys.exit(f"no pair of {args.agreement} is on task(s) {', '.join(unknown_tasks)}; "
+                 f"its tasks: {', '.join(sorted(known))}")
     for path, run in zip(args.merge, earlier):
         missing = [k for k in kinds if k not in run.get("kinds", {})]
         if missing:
@@ -163,7 +187,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     pairs: List[Dict[str, Any]] = []
     skipped: List[str] = []
     for p in agreement["pairs"]:
-        if p["family"] not in families:
+        if p["family"] not in families or (tasks and not tasks & {p["task"], task_name(p["task"])}):
             continue
         folder = find_embeddings(args.embeddings, p["variant"], p["task"])
         if folder is None:
@@ -175,11 +199,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         if "heareval_seed_scores" in p:  # heareval ran 2+ seeds: "heareval" is their mean
             entry.update(heareval_seeds=p["heareval_seeds"], heareval_seed_scores=p["heareval_seed_scores"])
         entry.update(embedding_dir=str(folder), kinds=scored)
-        if "linear" in scored:
-            entry["linear_reproduces"] = scored["linear"]["score"] == p["fast"]
+        same = reproducing_kind(p)
+        if same in scored:  # the cell's own probe again, on the re-made embeddings
+            entry["reproducing_kind"] = same
+            entry["linear_reproduces"] = scored[same]["score"] == p["fast"]
         pairs.append(entry)
         print(f"heareval {p['heareval']:.3f} " + " ".join(f"{k} {v['score']:.3f}" for k, v in scored.items())
-              + ("" if entry.get("linear_reproduces", True) else "  (linear differs from the committed fast score)"),
+              + ("" if entry.get("linear_reproduces", True) else f"  ({same} differs from the committed fast score)"),
               flush=True)
     scored_now = {(p["variant"], p["task"]) for p in pairs}
     for run in earlier:
@@ -189,7 +215,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 scored_now.add((p["variant"], p["task"]))
     skipped = sorted({s for s in skipped + [s for run in earlier for s in run.get("skipped", [])]
                       if tuple(s.split(" x ")) not in scored_now})
-    notes = [args.note] + [run.get("note", "") for run in earlier]
+    notes = list(dict.fromkeys([args.note] + [run.get("note", "") for run in earlier]))  # each once, in order
     command = " ".join(["python", "eval_scripts/fastprobe_kinds.py", *(argv if argv is not None else sys.argv[1:])])
     commands = [c for run in earlier for c in run.get("commands", [])] + [command]
     if skipped:

@@ -808,8 +808,20 @@ def score_text(value: str) -> str:
     return "none predicted" if math.isnan(number) else f"{number:.3f}"
 
 
+def untrained_folds(cell: dict) -> tuple[int, int]:
+    """(folds whose linear probe kept its untrained state, all linear folds) over the states of a layer cell.
+
+    A fold that never beat its untrained (zero) state scores chance: the fast probe's early-stopping fault,
+    fixed by ``ProbeConfig.retries`` (such a fold is now redone and records ``check_every`` 1). Cells made
+    before the fix show it as ``best_step`` 0.
+    """
+    folds = [fold for state in cell["states"] for fold in state.get("linear", {}).get("per_fold", {}).values()]
+    return sum(fold.get("best_step") == 0 for fold in folds), len(folds)
+
+
 def layers_real(root: Path) -> str:
-    """Per analysed member and task: the fast probe's test score of every state, best / last / mean / learned."""
+    """Per analysed member and task: the fast probe's test score of every state, best / last / mean / learned;
+    a cell with folds that kept the untrained state (:func:`untrained_folds`) is marked."""
     folder = root / LAYERS
     files = sorted(folder.glob("*/layers-fastprobe.csv")) if folder.is_dir() else []
     if not files:
@@ -829,11 +841,19 @@ def layers_real(root: Path) -> str:
             learned = by_choice.get("learned")
             weights = sorted(((float(r["weight"]), n) for n, r in zip(names, states) if r["weight"]), reverse=True)
             top = ", ".join(f"{n} {w:.2f}" for w, n in weights[:3]) if weights else "n/a"
+            kept, folds = untrained_folds(load_json(root, str(path.parent.relative_to(root) / "cells"
+                                                              / states[0]["task"] / f"{key[0]}.json")))
+            if kept:
+                scores += f" (**{kept} of {folds} folds untrained**)"
             out.append(f"| {key[0]} ({path.parent.name}) | {key[1]} ({states[0]['metric']}) | {scores} | {best} | "
                        f"{score_text(last['test'])} | {score_text(by_choice['mean']['test'])} | "
                        f"{score_text(learned['test'])} | {top} |" if learned else
                        f"| {key[0]} ({path.parent.name}) | {key[1]} ({states[0]['metric']}) | {scores} | {best} | "
                        f"{score_text(last['test'])} | {score_text(by_choice['mean']['test'])} | n/a | {top} |")
+    if any("folds untrained" in line for line in out):
+        out += ["", "folds untrained: the cell was made before the fast probe's fix for runs that never beat their "
+                "untrained (zero) state; those folds scored chance, so the row's scores are low by an unknown "
+                "amount. Every other cell's folds all learned."]
     if any("none predicted" in line for line in out):
         out += ["", "none predicted: the probe predicted no onset on the test clips, so the F-measure is undefined "
                 "(sed_eval's precision is 0 / 0)."]
@@ -942,9 +962,10 @@ def fastprobe_kinds(root: Path, name: str = "fastprobe-kinds.json", with_seeds: 
         out.append(f"| `{name}` | " + " | ".join(cell(fams.get(f)) for f in families) + " |")
     same = [p for p in data["pairs"] if "linear_reproduces" in p]
     reproduced = sum(p["linear_reproduces"] for p in same)
+    own = " or ".join(f"`{k}`" for k in sorted({p.get("reproducing_kind", "linear") for p in same})) or "`linear`"
     out += ["", "Cells: " + "; ".join(f"{f} {cells[f]} ({tasks[f]})" for f in families)
-            + f". `linear` reproduced the committed fast score of {reproduced} of {len(same)} cells on the re-made "
-            f"embeddings. Skipped (no embeddings here): {', '.join(data['skipped']) or 'none'}. Speed-up: "
+            + f". The kind each fast cell was made with ({own}) reproduced its committed score in {reproduced} of "
+            f"{len(same)} cells on the re-made embeddings. Skipped (no embeddings here): {', '.join(data['skipped']) or 'none'}. Speed-up: "
             "heareval's `predict_seconds` of the cell (one process each, as the cells ran) over the kind's "
             f"seconds in this script's process. Measured: {data['note']}."]
     if not with_seeds:
@@ -959,6 +980,49 @@ def fastprobe_kinds(root: Path, name: str = "fastprobe-kinds.json", with_seeds: 
             + ", ".join(f"{v} {a:.3f} / {b:.3f}" for v, (a, b) in runs.items())
             + "; `eval_scripts/results-heareval-seeds/`)."]
     return "\n".join(out) + "\n"
+
+
+#: The task no fast kind had scored before the held-out test (eval_scripts/fastprobe-heldout-plan.md).
+HELDOUT_TASK = "kws-v1-full"
+#: The scene target of issue 13: Spearman with heareval, pooled over the scene cells.
+SCENE_TARGET = 0.9
+
+
+def heldout_verdict(scene: dict[str, dict], held_out_task: str = HELDOUT_TASK) -> dict:
+    """The plan's rule (eval_scripts/fastprobe-heldout-plan.md), applied to fastprobe_kinds' scene summaries.
+
+    ``scene``: kind -> its ``summary[kind]["scene"]``. ``linear_raw`` becomes the default if it agrees with
+    heareval at least as well as ``linear`` pooled over the cells AND within ``held_out_task``; otherwise
+    ``linear`` stays. The scene target is met if the default so chosen reaches :data:`SCENE_TARGET` pooled.
+    """
+    linear, raw = scene["linear"], scene["linear_raw"]
+    pooled = raw["spearman_pooled"] >= linear["spearman_pooled"]
+    held_out = raw["spearman_per_task"][held_out_task] >= linear["spearman_per_task"][held_out_task]
+    default = "linear_raw" if pooled and held_out else "linear"
+    return {"default": default, "pooled": pooled, "held_out": held_out,
+            "default_pooled": scene[default]["spearman_pooled"],
+            "target_met": scene[default]["spearman_pooled"] >= SCENE_TARGET}
+
+
+def fastprobe_heldout(root: Path) -> str:
+    """The fast probe's kinds against heareval on cells none was chosen on (fastprobe_kinds.py on
+    fastprobe_agreement.py's pairs of the results-speech-pitch cells), and the plan's verdict."""
+    table = fastprobe_kinds(root, "fastprobe-kinds-heldout.json", with_seeds=False)
+    data = load_json(root, f"{EVAL}/fastprobe-kinds-heldout.json")
+    scene = {name: families["scene"] for name, families in data["summary"].items() if "scene" in families}
+    verdict = heldout_verdict(scene)
+    linear, raw = scene["linear"], scene["linear_raw"]
+    task = HELDOUT_TASK.split("-v1")[0]
+    def compared(a: float, b: float) -> str:
+        return f"{a:.2f} against {b:.2f}, " + ("better" if a > b else "as good" if a == b else "worse")
+
+    rule = (f"`linear_raw` against `linear`: pooled {compared(raw['spearman_pooled'], linear['spearman_pooled'])}; "
+            f"on {task} (held out entirely) "
+            f"{compared(raw['spearman_per_task'][HELDOUT_TASK], linear['spearman_per_task'][HELDOUT_TASK])}.")
+    outcome = (f"By the plan's rule the default fast probe is **`{verdict['default']}`**; pooled over these "
+               f"{linear['cells']} scene cells it agrees with heareval at {verdict['default_pooled']:.2f}: the scene "
+               f"target ({SCENE_TARGET}) is **{'met' if verdict['target_met'] else 'not met'}** on them.")
+    return table + "\n" + rule + " " + outcome + "\n"
 
 
 def heareval_self_env(root: Path) -> str:
@@ -1131,6 +1195,7 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "fastprobe-agreement-env": lambda root: fastprobe_agreement(root, "fastprobe-agreement-env.json"),
     "fastprobe-kinds-env": lambda root: fastprobe_kinds(root, "fastprobe-kinds-env.json", with_seeds=False),
     "heareval-self-env": heareval_self_env,
+    "fastprobe-heldout": fastprobe_heldout,
 }
 """Block name -> renderer (the files each reads are named in it)."""
 

@@ -296,7 +296,7 @@ def test_mlp_probe_is_hearevals_model() -> None:
 
 
 def test_probe_kinds_on_raw_and_standardised_inputs(analysis: Path, tasks_dir: Path) -> None:
-    """The MLP probe trains and scores every task; ``standardise=False`` feeds the linear and kNN
+    """The MLP probe trains and scores every task; ``standardise=False`` and ``knn_standardise=False`` feed the linear and kNN
     probes raw inputs (a scaled copy of the features then changes their scores' inputs, not the
     standardised ones); an unknown kind is refused."""
     from hear_gura.analysis.fast_probe import ProbeConfig, TaskSpec, probe_task
@@ -317,7 +317,7 @@ def test_probe_kinds_on_raw_and_standardised_inputs(analysis: Path, tasks_dir: P
         scale = np.linspace(0.01, 100.0, next(iter(splits.values())).x.shape[1]).astype(np.float32)
         scaled = {k: v.with_x(v.x * scale) for k, v in splits.items()}
         std = ProbeConfig(**QUICK)
-        raw = ProbeConfig(**QUICK, standardise=False)
+        raw = ProbeConfig(**QUICK, standardise=False, knn_standardise=False)
         a = probe_task(task, splits, "linear", config=std)["models"]
         b = probe_task(task, scaled, "linear", config=std)["models"]
         for fold in a:
@@ -354,18 +354,21 @@ def test_fastprobe_kinds_rescores_the_same_embeddings(tmp_path: Path, tasks_dir:
     task = folder.name
     fast = score_embedding_folder(folder, seed=42)["test"]["top1_acc"]
     pair = {"variant": "hubert", "task": task, "family": "scene", "metric": "top1_acc", "heareval": 0.5,
-            "heareval_seconds": 10.0, "fast": fast, "fast_seed": 42}
+            "heareval_seconds": 10.0, "fast": fast, "fast_seed": 42, "fast_hparams": {"standardise": False}}
     missing = {**pair, "variant": "fbank"}
     agreement = tmp_path / "agreement.json"
     agreement.write_text(json.dumps({"pairs": [pair, missing]}))
     out = tmp_path / "kinds.json"
     kinds.main(["--agreement", str(agreement), "--embeddings", str(root), "--json", str(out),
-                "--kinds", "linear,mlp,knn_raw"])
+                "--kinds", "linear,linear_raw,mlp,knn_raw"])
     data = json.loads(out.read_text())
     assert data["skipped"] == [f"fbank x {task}"]
     entry, = data["pairs"]
-    assert entry["linear_reproduces"] is True and entry["embedding_dir"] == str(folder)
-    assert set(entry["kinds"]) == {"linear", "mlp", "knn_raw"}
+    # evaluate's fast cell (raw inputs) is reproduced by linear_raw, and the standardised kind scores otherwise
+    assert entry["reproducing_kind"] == "linear_raw" and entry["linear_reproduces"] is True
+    assert entry["embedding_dir"] == str(folder)
+    assert entry["kinds"]["linear_raw"]["score"] == fast != entry["kinds"]["linear"]["score"]
+    assert set(entry["kinds"]) == {"linear", "linear_raw", "mlp", "knn_raw"}
     assert all(0.0 <= k["score"] <= 1.0 for k in entry["kinds"].values())
     assert data["summary"]["mlp"]["scene"]["cells"] == 1
     with pytest.raises(SystemExit, match="unknown kind"):
@@ -377,10 +380,25 @@ def test_fastprobe_kinds_rescores_the_same_embeddings(tmp_path: Path, tasks_dir:
     later.write_text(json.dumps({"pairs": [missing]}))
     merged = tmp_path / "merged.json"
     kinds.main(["--agreement", str(later), "--embeddings", str(root), "--json", str(merged),
-                "--kinds", "linear,mlp,knn_raw", "--merge", str(out), "--note", "second run"])
+                "--kinds", "linear,linear_raw,mlp,knn_raw", "--merge", str(out), "--note", "second run"])
     data = json.loads(merged.read_text())
     assert data["skipped"] == [] and sorted(p["variant"] for p in data["pairs"]) == ["fbank", "hubert"]
     assert data["summary"]["mlp"]["scene"]["cells"] == 2 and data["note"] == "second run"
     with pytest.raises(SystemExit, match="did not score kind"):
-        kinds.main(["--agreement", str(later), "--embeddings", str(root), "--kinds", "linear_raw",
+        kinds.main(["--agreement", str(later), "--embeddings", str(root), "--kinds", "knn",
                     "--merge", str(out)])
+
+    # --tasks scores only the named tasks (by name or folder) and refuses a task no pair is on.
+    two_tasks = tmp_path / "two-tasks.json"
+    two_tasks.write_text(json.dumps({"pairs": [pair, {**pair, "task": "other-v1-ci"}]}))
+    only = tmp_path / "only.json"
+    kinds.main(["--agreement", str(two_tasks), "--embeddings", str(root), "--json", str(only),
+                "--kinds", "linear", "--tasks", task.split("-v1")[0]])
+    data = json.loads(only.read_text())
+    assert [(p["variant"], p["task"]) for p in data["pairs"]] == [("hubert", task)] and data["skipped"] == []
+    kinds.main(["--agreement", str(two_tasks), "--embeddings", str(root), "--json", str(only),
+                "--kinds", "linear", "--tasks", "other-v1-ci"])
+    data = json.loads(only.read_text())
+    assert data["pairs"] == [] and data["skipped"] == ["hubert x other-v1-ci"]
+    with pytest.raises(SystemExit, match=r"no pair of .* is on task\(s\) kws; its tasks: "):
+        kinds.main(["--agreement", str(two_tasks), "--embeddings", str(root), "--kinds", "linear", "--tasks", "kws"])

@@ -218,3 +218,19 @@ def test_onset_target_is_met_only_when_every_comparison_holds_and_open_while_a_c
     assert verdict("resemblyzer_basic_pitch").startswith("open")
     scores[("crepe_basic_pitch", "nsynth_like_pitch")] = 0.949
     assert verdict("crepe_basic_pitch") == "**not met**"
+
+
+def test_heldout_verdict_follows_the_plan(figures):
+    """eval_scripts/fastprobe-heldout-plan.md: linear_raw becomes the default only if it agrees with heareval at
+    least as well as linear pooled AND on the held-out task; the target is judged on the default so chosen."""
+    def kind(pooled: float, kws: float) -> dict:
+        return {"spearman_pooled": pooled, "spearman_per_task": {figures.HELDOUT_TASK: kws}}
+
+    both = figures.heldout_verdict({"linear": kind(0.80, 0.60), "linear_raw": kind(0.91, 0.60)})
+    assert both["default"] == "linear_raw" and both["target_met"] and both["default_pooled"] == 0.91
+    pooled_only = figures.heldout_verdict({"linear": kind(0.80, 0.70), "linear_raw": kind(0.91, 0.60)})
+    assert pooled_only["default"] == "linear" and not pooled_only["held_out"] and not pooled_only["target_met"]
+    task_only = figures.heldout_verdict({"linear": kind(0.92, 0.60), "linear_raw": kind(0.91, 0.90)})
+    assert task_only["default"] == "linear" and task_only["target_met"] and not task_only["pooled"]
+    below = figures.heldout_verdict({"linear": kind(0.80, 0.60), "linear_raw": kind(0.89, 0.95)})
+    assert below["default"] == "linear_raw" and not below["target_met"]

@@ -179,6 +179,8 @@ def test_fast_probe_cells_and_reports_are_separate_and_never_called_hear_scores(
     assert {p: p.stat().st_mtime_ns for p in heareval_files} == heareval_files
     record = json.loads((walk["cell"] / f"{SCENE}.fastprobe.json").read_text())
     assert record["probe"]["kind"] == "fast" and record["probe"]["hparams"]["lr"] > 0
+    # the linear probe on raw embeddings, as heareval's probe sees them; the kNN on standardised ones
+    assert record["probe"]["hparams"]["standardise"] is False and record["probe"]["hparams"]["knn_standardise"]
     kept = json.loads((walk["cell"] / SCENE / "fastprobe-seed-42" / "fastprobe.json").read_text())
     assert record["score"] == kept["test"]["top1_acc"] and record["secondary"]["knn_top1_acc"] == kept["knn"]["test"][
         "top1_acc"]
@@ -190,6 +192,27 @@ def test_fast_probe_cells_and_reports_are_separate_and_never_called_hear_scores(
     assert (out / "results-fastprobe.png").stat().st_size > 10_000
     # the heareval cell is still finished: a heareval run after the fast one runs nothing
     assert evaluate(out, tasks_dir, "--seeds", "1")[0] == []
+
+    # a fast cell made with other settings (the standardised linear probe of before) is redone, and says why
+    from hear_gura.harness.grid import build_variants
+    from hear_gura.harness.runner import Cell, CellRunner, Settings, variant_identities
+    from hear_gura.harness.scores import TaskInfo
+
+    variants = build_variants(["fbank"], {})
+    fast_runner = CellRunner(Settings(grid_points=1, probe_grid="faster", probe_kind="fast",
+                                      identities=variant_identities(variants, None)), stream=io.StringIO())
+    cell = Cell(variants[0], TaskInfo.load(tasks_dir / SCENE), out, "fast")
+    assert fast_runner.finished_record(cell) is not None
+    saved = cell.result_path.read_text()
+    before = json.loads(saved)
+    before["identity"]["probe"]["hparams"]["standardise"] = True
+    cell.result_path.write_text(json.dumps(before))
+    try:
+        assert fast_runner.finished_record(cell) is None
+        assert fast_runner.stale_reasons(cell) == [
+            "probe fast, seeds 42 -> fast, seeds 42 (settings: standardise True -> False)"]
+    finally:
+        cell.result_path.write_text(saved)
 
 
 def test_event_per_class_is_sed_eval_class_wise_onset_f_measure():

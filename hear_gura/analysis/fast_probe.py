@@ -22,18 +22,23 @@ What it shares with heareval, so that numbers are comparable in kind:
 - the metrics: heareval's own score functions (``heareval.score.available_scores``),
   called exactly as its prediction runner calls them.
 
-What differs (fixed, see :class:`ProbeConfig`): a single linear layer on
-standardised inputs (train mean and standard deviation), zero-initialised, Adam
-at a fixed learning rate, mini-batches in a seeded order, early stopping on the
-validation LOSS (heareval stops on the validation score), no hyper-parameter
-grid. The kNN probe (scene tasks): cosine similarity of standardised
-embeddings, the ``k`` nearest training clips vote with weights
+What differs (fixed, see :class:`ProbeConfig`): a single linear layer,
+zero-initialised, Adam at a fixed learning rate, mini-batches in a seeded
+order, early stopping on the validation LOSS (heareval stops on the validation
+score), no hyper-parameter grid. Its inputs are raw embeddings, as heareval's
+probe sees them, when it scores variants (:data:`VARIANT_PROBE`, what
+``hear-gura evaluate --probe fast`` runs), and standardised (train mean and
+standard deviation) when it compares the states of one member
+(:class:`ProbeConfig`'s default, what ``hear-gura layers`` runs). The kNN probe
+(scene tasks): cosine similarity of standardised embeddings
+(``knn_standardise``), the ``k`` nearest training clips vote with weights
 ``exp(similarity / temperature)`` (the weighted kNN of DINO, Caron et al. 2021).
 The MLP probe (``mlp``, any task) is heareval's own model at one point of its
 grid (:func:`mlp_model`: raw inputs, one hidden layer of 1024 with BatchNorm),
-trained like the linear probe; ``standardise=False`` gives the linear and kNN
-probes raw inputs too. ``eval_scripts/fastprobe_kinds.py`` measures which kind
-ranks variants as heareval's probe does.
+trained like the linear probe. ``eval_scripts/fastprobe_kinds.py`` measures
+which kind ranks variants as heareval's probe does; the raw linear probe was
+chosen by its rule on cells no kind had been chosen on
+(``eval_scripts/fastprobe-heldout-plan.md``).
 
 :func:`score_embedding_folder` scores one task folder written by heareval's
 embedding runner; :func:`probe_task` scores in-memory arrays (what
@@ -83,7 +88,9 @@ class ProbeConfig:
         knn_k: neighbours of the kNN probe (at most the training clips).
         knn_temperature: the kNN vote weight is ``exp(cosine similarity / knn_temperature)``.
         memory_values: inputs with more values than this are streamed per batch, not moved to the device whole.
-        standardise: the linear and kNN probes standardise their inputs with the training statistics.
+        standardise: the linear probe standardises its inputs with the training statistics (False: raw
+            inputs, as heareval's probe sees them; :data:`VARIANT_PROBE`).
+        knn_standardise: the kNN probe standardises the embeddings before their cosine similarity.
         mlp_hidden, mlp_dropout, mlp_lr: the MLP probe (heareval's model, :func:`mlp_model`: one hidden
             layer, BatchNorm, dropout, ReLU, RAW inputs) and its Adam learning rate (a value of
             heareval's grid); trained as the linear probe is (batches, early stop on validation loss).
@@ -102,11 +109,19 @@ class ProbeConfig:
     knn_temperature: float = 0.07
     memory_values: int = 500_000_000
     standardise: bool = True
+    knn_standardise: bool = True
     mlp_hidden: int = 1024
     mlp_dropout: float = 0.1
     mlp_lr: float = 1e-3
     retries: int = 2
 
+
+#: The fast probe that scores variants (``hear-gura evaluate --probe fast``, :func:`score_embedding_folder`): the
+#: linear probe on RAW embeddings, as heareval's probe sees them. It ranked variants as heareval does best on
+#: cells no kind had been chosen on (``eval_scripts/fastprobe-heldout-plan.md``, ``fastprobe-kinds-heldout.json``).
+#: ``hear-gura layers`` keeps :class:`ProbeConfig`'s standardised inputs: it compares and mixes the states of
+#: one member, whose scales differ from state to state.
+VARIANT_PROBE = ProbeConfig(standardise=False)
 
 #: The fast probe's kinds (:func:`probe_task`).
 PROBE_KINDS = ("linear", "mlp", "knn")
@@ -604,11 +619,11 @@ def knn_predictions(train: SplitArrays, x: np.ndarray, config: ProbeConfig = Pro
                     device: str = "cpu") -> np.ndarray:
     """Weighted kNN votes ``(rows, labels)`` for ``x`` from the training clips (scene tasks).
 
-    Embeddings are standardised with the training statistics (``config.standardise``) and L2-normalised; the ``k``
+    Embeddings are standardised with the training statistics (``config.knn_standardise``) and L2-normalised; the ``k``
     most similar training clips vote with weight ``exp(cos / T)``; votes are normalised to sum 1.
     """
     where = torch.device(device)
-    if config.standardise:
+    if config.knn_standardise:
         mean, std = feature_stats(train.x)
     else:
         mean, std = torch.zeros(train.x.shape[1:]), torch.ones(train.x.shape[1:])
@@ -723,7 +738,7 @@ def probe_task(task: TaskSpec, splits: Mapping[str, SplitArrays], probe: str = "
 
 
 def score_embedding_folder(task_embeddings: Path, seed: int = 0, device: str = "cpu",
-                           config: ProbeConfig = ProbeConfig()) -> Dict[str, Any]:
+                           config: ProbeConfig = VARIANT_PROBE) -> Dict[str, Any]:
     """Score ONE task folder of heareval's embedding runner with the fast probe (not a HEAR score).
 
     Args:
@@ -731,6 +746,7 @@ def score_embedding_folder(task_embeddings: Path, seed: int = 0, device: str = "
             embedding runner (or :mod:`hear_gura.harness.shared_embed`) writes it.
         seed: seeds the batch order (the probe is zero-initialised, so the seed is all the randomness).
         device: a torch device for the probe (``cpu``, ``cuda``...).
+        config: the probe's hyper-parameters; :data:`VARIANT_PROBE` (raw inputs) unless given.
     Returns:
         a JSON-able dict::
 

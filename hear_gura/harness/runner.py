@@ -244,12 +244,13 @@ class Settings:
 
 
 def fast_probe_hparams() -> Dict[str, Any]:
-    """The fast probe's fixed hyper-parameters (:class:`hear_gura.analysis.fast_probe.ProbeConfig`), for identities."""
+    """The fixed hyper-parameters of the fast probe that scores variants
+    (:data:`hear_gura.analysis.fast_probe.VARIANT_PROBE`), for identities."""
     from dataclasses import asdict
 
-    from hear_gura.analysis.fast_probe import ProbeConfig
+    from hear_gura.analysis.fast_probe import VARIANT_PROBE
 
-    return asdict(ProbeConfig())
+    return asdict(VARIANT_PROBE)
 
 
 def variant_identities(variants: Sequence[Variant], manifest: Optional[str]) -> Dict[str, Dict[str, Any]]:
@@ -396,7 +397,7 @@ class CellRunner:
         reasons = differences(record.get("identity"), current)
         recorded = record.get("identity", {}).get("probe") if isinstance(record.get("identity"), dict) else None
         if "probe" in reasons and isinstance(recorded, dict):
-            reasons[reasons.index("probe")] = f"probe {_probe_text(recorded)} -> {_probe_text(current['probe'])}"
+            reasons[reasons.index("probe")] = _probe_change(recorded, current["probe"])
         return reasons
 
     def reusable_runs(self, cell: Cell) -> Tuple[Optional[Dict[str, Any]], Dict[int, Dict[str, Any]]]:
@@ -649,6 +650,17 @@ class CellRunner:
         spread = f" +- {run['score_std']:.4f} over {run['folds']} folds" if run.get("score_std") is not None else ""
         seed = f" (seed {run['seed']})" if several else ""
         self.say(f"      {cell.probe_step}{seed}: {run['seconds']:.1f} s -> {run['metric']} = {run['score']:.4f}{spread}")
+
+
+def _probe_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """``probe fast, seeds 42 -> fast, seeds 42 (settings: standardise True -> False)`` (for messages)."""
+    text = f"probe {_probe_text(old)} -> {_probe_text(new)}"
+    before, after = old.get("hparams") or {}, new.get("hparams") or {}
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    if changed:
+        text += " (settings: " + ", ".join(f"{k} {before.get(k, '(none)')} -> {after.get(k, '(none)')}"
+                                          for k in changed) + ")"
+    return text
 
 
 def _probe_text(probe: Mapping[str, Any]) -> str:
