@@ -1025,6 +1025,23 @@ def fastprobe_heldout(root: Path) -> str:
     return table + "\n" + rule + " " + outcome + "\n"
 
 
+def heldout_kws(root: Path) -> str:
+    """The raw-input default against heareval's probe run on the same machine on kws (fastprobe_agreement.py on
+    results-heldout), and that heareval run against results-speech-pitch's (same seed, another machine)."""
+    table = fastprobe_agreement(root, "fastprobe-agreement-heldout-kws.json")
+    here = {p["variant"]: p["heareval"] for p in load_json(root, f"{EVAL}/fastprobe-agreement-heldout-kws.json")["pairs"]}
+    there = {v: float(r["score"]) for (v, t), r in cells(load_csv(root, f"{EVAL}/results-speech-pitch/results.csv")).items()
+             if t == "kws" and v in here}
+    shared = sorted(set(here) & set(there))
+    if len(shared) != len(here):
+        raise FiguresError(f"results-speech-pitch lacks kws cells of {sorted(set(here) - set(there))}")
+    rho = spearman([here[v] for v in shared], [there[v] for v in shared])
+    largest = max(shared, key=lambda v: abs(here[v] - there[v]))
+    return table + ("\nheareval here against the committed seed-42 cells of `results-speech-pitch` (another machine, "
+                    f"same seed, embeddings re-made here): Spearman {rho:.2f} over {len(shared)} cells; largest change "
+                    f"{largest} {there[largest]:.3f} there, {here[largest]:.3f} here.\n")
+
+
 def heareval_self_env(root: Path) -> str:
     """heareval against itself (seeds 42, 43, ... on the same embeddings) beside the fast probe's kinds, each
     against the mean of the other heareval runs (each run left out in turn) and against the mean of all runs, on
@@ -1196,6 +1213,8 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "fastprobe-kinds-env": lambda root: fastprobe_kinds(root, "fastprobe-kinds-env.json", with_seeds=False),
     "heareval-self-env": heareval_self_env,
     "fastprobe-heldout": fastprobe_heldout,
+    "fastprobe-heldout-raw": lambda root: fastprobe_agreement(root, "fastprobe-agreement-heldout-raw.json"),
+    "fastprobe-heldout-kws": heldout_kws,
 }
 """Block name -> renderer (the files each reads are named in it)."""
 
