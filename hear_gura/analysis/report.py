@@ -189,7 +189,10 @@ def write_scores_png(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
         else:
             axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_title(f"{task}", fontsize=10)
-        axis.set_xlabel("state (0 = input to the first layer; * = best on valid)")
+        # unnamed states are SSL hidden states, whose state 0 is the input to the first layer; named ones say
+        # what they are (CREPE's conv1 is state 0)
+        axis.set_xlabel("state (* = best on valid)" if named is not None
+                        else "state (0 = input to the first layer; * = best on valid)")
         axis.set_ylabel(f"test {metric} ({arrow})")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7, loc="best")
