@@ -69,9 +69,11 @@ KINDS: Dict[str, tuple] = {
 
 
 def reproducing_kind(pair: Dict[str, Any]) -> str:
-    """The kind that gives the pair's fast cell again: the linear probe on standardised or raw inputs, as the
-    cell's recorded ``standardise`` says (cells made before it was recorded standardised)."""
-    return "linear" if pair.get("fast_hparams", {}).get("standardise", True) else "linear_raw"
+    """The kind of :data:`KINDS` that gives the pair's fast cell again: the linear probe whose ``standardise`` is
+    the one the cell recorded (cells made before it was recorded standardised)."""
+    standardise = pair.get("fast_hparams", {}).get("standardise", True)
+    return next(name for name, (probe, overrides) in KINDS.items()
+                if probe == "linear" and overrides.get("standardise") == standardise)
 
 
 def find_embeddings(roots: Sequence[Path], variant: str, task: str) -> Optional[Path]:

@@ -969,7 +969,8 @@ def fastprobe_kinds(root: Path, name: str = "fastprobe-kinds.json", with_seeds: 
     own = " or ".join(f"`{k}`" for k in sorted({p.get("reproducing_kind", "linear") for p in same})) or "`linear`"
     out += ["", "Cells: " + "; ".join(f"{f} {cells[f]} ({tasks[f]})" for f in families)
             + f". The kind each fast cell was made with ({own}) reproduced its committed score in {reproduced} of "
-            f"{len(same)} cells on the re-made embeddings. Skipped (no embeddings here): {', '.join(data['skipped']) or 'none'}. Speed-up: "
+            f"{len(same)} cells on the re-made embeddings. Skipped (no embeddings here): "
+            f"{', '.join(data['skipped']) or 'none'}. Speed-up: "
             "heareval's `predict_seconds` of the cell (one process each, as the cells ran) over the kind's "
             f"seconds in this script's process. Measured: {data['note']}."]
     if not with_seeds:
@@ -1003,9 +1004,9 @@ def heldout_verdict(scene: dict[str, dict], held_out_task: str = HELDOUT_TASK) -
     pooled = raw["spearman_pooled"] >= linear["spearman_pooled"]
     held_out = raw["spearman_per_task"][held_out_task] >= linear["spearman_per_task"][held_out_task]
     default = "linear_raw" if pooled and held_out else "linear"
-    return {"default": default, "pooled": pooled, "held_out": held_out,
-            "default_pooled": scene[default]["spearman_pooled"],
-            "target_met": scene[default]["spearman_pooled"] >= SCENE_TARGET}
+    agreement = scene[default]["spearman_pooled"]
+    return {"default": default, "pooled": pooled, "held_out": held_out, "default_pooled": agreement,
+            "target_met": agreement >= SCENE_TARGET}
 
 
 def fastprobe_heldout(root: Path) -> str:
@@ -1017,6 +1018,7 @@ def fastprobe_heldout(root: Path) -> str:
     verdict = heldout_verdict(scene)
     linear, raw = scene["linear"], scene["linear_raw"]
     task = HELDOUT_TASK.split("-v1")[0]
+
     def compared(a: float, b: float) -> str:
         return f"{a:.2f} against {b:.2f}, " + ("better" if a > b else "as good" if a == b else "worse")
 
@@ -1035,7 +1037,8 @@ def heldout_here(root: Path) -> str:
     another machine)."""
     name = "fastprobe-agreement-heldout-here.json"
     table = fastprobe_agreement(root, name)
-    here = {(p["variant"], p["task"].split("-v1")[0]): p["heareval"] for p in load_json(root, f"{EVAL}/{name}")["pairs"]}
+    pairs = load_json(root, f"{EVAL}/{name}")["pairs"]
+    here = {(p["variant"], p["task"].split("-v1")[0]): p["heareval"] for p in pairs}
     there = {k: float(r["score"]) for k, r in cells(load_csv(root, f"{EVAL}/results-speech-pitch/results.csv")).items()
              if k in here}
     missing = sorted(set(here) - set(there))

@@ -296,8 +296,8 @@ def test_mlp_probe_is_hearevals_model() -> None:
 
 
 def test_probe_kinds_on_raw_and_standardised_inputs(analysis: Path, tasks_dir: Path) -> None:
-    """The MLP probe trains and scores every task; ``standardise=False`` and ``knn_standardise=False`` feed the linear and kNN
-    probes raw inputs (a scaled copy of the features then changes their scores' inputs, not the
+    """The MLP probe trains and scores every task; ``standardise=False`` and ``knn_standardise=False`` feed the
+    linear and kNN probes raw inputs (a scaled copy of the features then changes their scores' inputs, not the
     standardised ones); an unknown kind is refused."""
     from hear_gura.analysis.fast_probe import ProbeConfig, TaskSpec, probe_task
     from hear_gura.errors import HearGuraError
