@@ -63,6 +63,7 @@ KINDS: Dict[str, tuple] = {
     "linear": ("linear", {"standardise": True}),
     "linear_raw": ("linear", {"standardise": False}),
     "mlp": ("mlp", {}),
+    "ridge": ("ridge", {}),
     "knn": ("knn", {"knn_standardise": True}),
     "knn_raw": ("knn", {"knn_standardise": False}),
 }

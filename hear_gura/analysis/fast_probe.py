@@ -124,7 +124,7 @@ class ProbeConfig:
 VARIANT_PROBE = ProbeConfig(standardise=False)
 
 #: The fast probe's kinds (:func:`probe_task`).
-PROBE_KINDS = ("linear", "mlp", "knn")
+PROBE_KINDS = ("linear", "mlp", "knn", "ridge")
 
 
 # ------------------------------------------------------------------ the task
@@ -608,10 +608,12 @@ def train_probe(model: torch.nn.Module, task: TaskSpec, train: SplitArrays, vali
 
 def predict(model: torch.nn.Module, task: TaskSpec, x: np.ndarray, device: str = "cpu",
             memory_values: int = ProbeConfig.memory_values) -> np.ndarray:
-    """``(rows, labels)`` activations (softmax / sigmoid) of a trained probe, float32."""
+    """``(rows, labels)`` activations (softmax / sigmoid) of a trained probe, float32; a model whose
+    ``returns_scores`` is true (the ridge read-out) gives its outputs as they are."""
     rows = _Rows(x, torch.device(device), memory_values)
+    scores = bool(getattr(model, "returns_scores", False))
     with torch.no_grad():
-        parts = [activation(task, model(xb)).float().cpu() for xb in rows.chunks(8192)]
+        parts = [(model(xb) if scores else activation(task, model(xb))).float().cpu() for xb in rows.chunks(8192)]
     return torch.cat(parts).numpy() if parts else np.zeros((0, len(task.labels)), dtype=np.float32)
 
 
@@ -657,6 +659,7 @@ class FoldScores:
     postprocessing: Optional[List[List[Any]]] = None
     check_every: int = 0  # steps between validation checks (1: a redone run, see ProbeConfig.retries)
     lr: float = 0.0  # the learning rate of the run kept
+    penalty: Optional[float] = None  # the ridge probe: the penalty kept (ridge_probe.RIDGE_PENALTIES)
 
 
 def fold_scores(task: TaskSpec, model: torch.nn.Module, valid: SplitArrays, test: SplitArrays,
@@ -689,7 +692,8 @@ def probe_task(task: TaskSpec, splits: Mapping[str, SplitArrays], probe: str = "
     Args:
         task: the task.
         splits: split name -> its rows (every split the folds name).
-        probe: ``linear`` (any task), ``mlp`` (any task: :func:`mlp_model`) or ``knn`` (scene tasks).
+        probe: ``linear`` (any task), ``mlp`` (any task: :func:`mlp_model`), ``ridge`` (any task: the closed-form
+            read-out of :mod:`hear_gura.analysis.ridge_probe`, raw inputs) or ``knn`` (scene tasks).
         model_factory: builds the model to train from the training rows (default:
             :func:`linear_model`); :mod:`hear_gura.analysis.learned_weights` passes its weighted sum.
     Returns:
@@ -706,6 +710,7 @@ def probe_task(task: TaskSpec, splits: Mapping[str, SplitArrays], probe: str = "
     start = time.perf_counter()
     per_fold: Dict[str, Dict[str, Any]] = {}
     models: Dict[str, torch.nn.Module] = {}
+    moments: Dict[str, Any] = {}  # the ridge probe's sums per split, each taken once
     for index, fold in enumerate(task.data_splits):
         train = SplitArrays.concat([splits[s] for s in fold["train"]])
         valid = SplitArrays.concat([splits[s] for s in fold["valid"]])
@@ -716,6 +721,18 @@ def probe_task(task: TaskSpec, splits: Mapping[str, SplitArrays], probe: str = "
                 per_fold[name] = asdict(FoldScores(
                     score_scene(task, knn_predictions(train, test.x, config, device), test.y),
                     score_scene(task, knn_predictions(train, valid.x, config, device), valid.y)))
+                continue
+            if probe == "ridge":
+                from hear_gura.analysis.ridge_probe import fit_ridge, fold_moments
+
+                arrays = {s: (splits[s].x, splits[s].y) for s in fold["train"]}
+                readout, _ = fit_ridge(train.x, train.y, valid.x, valid.y,
+                                       moments=lambda: fold_moments(arrays, fold["train"], moments))
+                test_scores, valid_scores, setting = fold_scores(task, readout, valid, test, "cpu",
+                                                                 config.memory_values)
+                per_fold[name] = asdict(FoldScores(test_scores, valid_scores, postprocessing=setting,
+                                                   penalty=readout.penalty))
+                models[name] = readout
                 continue
             if model_factory is not None:
                 factory, train_config = model_factory, config
