@@ -296,8 +296,8 @@ def test_mlp_probe_is_hearevals_model() -> None:
 
 
 def test_probe_kinds_on_raw_and_standardised_inputs(analysis: Path, tasks_dir: Path) -> None:
-    """The MLP probe trains and scores every task; ``standardise=False`` and ``knn_standardise=False`` feed the
-    linear and kNN probes raw inputs (a scaled copy of the features then changes their scores' inputs, not the
+    """The MLP and ridge probes train and score every task; ``standardise=False`` and ``knn_standardise=False`` feed
+    the linear and kNN probes raw inputs (a scaled copy of the features then changes their scores' inputs, not the
     standardised ones); an unknown kind is refused."""
     from hear_gura.analysis.fast_probe import ProbeConfig, TaskSpec, probe_task
     from hear_gura.errors import HearGuraError
@@ -331,7 +331,14 @@ def test_probe_kinds_on_raw_and_standardised_inputs(analysis: Path, tasks_dir: P
             raw_x = {k: v.with_x(v.x * 2.0) for k, v in splits.items()}  # a global scale: cosine unchanged
             assert probe_task(task, raw_x, "knn", config=raw)["per_fold"] == \
                 probe_task(task, splits, "knn", config=raw)["per_fold"]
-    with pytest.raises(HearGuraError, match="unknown fast probe 'svm'; valid: linear, mlp, knn"):
+        # the ridge probe: any task (event tasks through heareval's post-processing), no randomness
+        ridge = probe_task(task, splits, "ridge", seed=1)
+        assert ridge["per_fold"] == probe_task(task, splits, "ridge", seed=2)["per_fold"]
+        assert all(0.0 <= f["test"][task.primary_metric] <= 1.0 and f["penalty"] is not None
+                   for f in ridge["per_fold"].values())
+        assert all((f["postprocessing"] is None) == (task.embedding_type == "scene")
+                   for f in ridge["per_fold"].values())
+    with pytest.raises(HearGuraError, match="unknown fast probe 'svm'; valid: linear, mlp, knn, ridge"):
         probe_task(task, splits, "svm")
 
 

@@ -78,7 +78,8 @@ def split_moments(x: np.ndarray, y: np.ndarray, chunk: int = 8192) -> Moments:
 
 
 class RidgeReadout(torch.nn.Module):
-    """``(rows, width) -> (rows, labels)``: ``clip(x W + b, 0, 1)``, float32.
+    """``(rows, width) -> (rows, labels)``: ``clip(x W + b, 0, 1)``, computed in float64 (raw inputs with large
+    offsets meet weights that cancel them), returned as float32.
 
     ``returns_scores``: its outputs are the scores to evaluate, not logits
     (:func:`hear_gura.analysis.fast_probe.predict` applies no softmax / sigmoid).
@@ -88,12 +89,12 @@ class RidgeReadout(torch.nn.Module):
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor, penalty: float) -> None:
         super().__init__()
-        self.register_buffer("weight", weight.float())
-        self.register_buffer("bias", bias.float())
+        self.register_buffer("weight", weight.double())
+        self.register_buffer("bias", bias.double())
         self.penalty = penalty
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x @ self.weight + self.bias).clamp(0.0, 1.0)
+        return (x.double() @ self.weight + self.bias).clamp(0.0, 1.0).float()
 
 
 def _primal(train: Moments, penalties: Sequence[float]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
