@@ -77,12 +77,16 @@ def reproducing_kind(pair: Dict[str, Any]) -> str:
                 if probe == "linear" and overrides.get("standardise") == standardise)
 
 
-def find_embeddings(roots: Sequence[Path], variant: str, task: str) -> Optional[Path]:
-    """``<root>/embeddings/<variant>/<module>/<task>`` in the first root that has it."""
+def find_embeddings(roots: Sequence[Path], variant: str, task: str, recorded: Optional[str] = None) -> Optional[Path]:
+    """``<root>/embeddings/<folder>/<module>/<task>`` in the first root that has it, where ``<folder>`` is the
+    variant's name, or the variant folder of the pair's ``recorded`` embedding folder (a grid variant's folder,
+    ``pesto__layers=0__430e1d40ba``, is not its label, ``pesto[layers=0]``)."""
+    folders = [variant] + ([Path(recorded).parent.parent.name] if recorded else [])
     for root in roots:
-        found = sorted((root / "embeddings" / variant).glob(f"*/{task}"))
-        if found:
-            return found[0]
+        for folder in folders:
+            found = sorted((root / "embeddings" / folder).glob(f"*/{task}"))
+            if found:
+                return found[0]
     return None
 
 
@@ -192,7 +196,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     for p in agreement["pairs"]:
         if p["family"] not in families or (tasks and not tasks & {p["task"], task_name(p["task"])}):
             continue
-        folder = find_embeddings(args.embeddings, p["variant"], p["task"])
+        folder = find_embeddings(args.embeddings, p["variant"], p["task"], p.get("embedding_dir"))
         if folder is None:
             skipped.append(f"{p['variant']} x {p['task']}")
             continue

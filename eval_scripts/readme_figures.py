@@ -910,13 +910,14 @@ def layer_loop(root: Path) -> str:
     return "\n".join(out) + "\n"
 
 
+def times(value: float) -> str:
+    """A speed-up; below 10 with one decimal, so that one just short of the issue's 10x never reads 10x."""
+    return f"{value:.1f}x" if value < 10 else f"{value:.0f}x"
+
+
 def fastprobe_agreement(root: Path, name: str = "fastprobe-agreement.json") -> str:
     """The fast probe against heareval's on the cells scored with both (eval_scripts/fastprobe_agreement.py)."""
     data = load_json(root, f"{EVAL}/{name}")
-
-    def times(value: float) -> str:
-        """A speed-up; below 10 with one decimal, so that one just short of the issue's 10x never reads 10x."""
-        return f"{value:.1f}x" if value < 10 else f"{value:.0f}x"
 
     def speed(s: dict, key: str) -> str:
         if s.get(f"{key}_median") is None:
@@ -1029,6 +1030,104 @@ def fastprobe_heldout(root: Path) -> str:
                f"{linear['cells']} scene cells it agrees with heareval at {verdict['default_pooled']:.2f}: the scene "
                f"target ({SCENE_TARGET}) is **{'met' if verdict['target_met'] else 'not met'}** on them.")
     return table + "\n" + rule + " " + outcome + "\n"
+
+
+#: eval_scripts/fastprobe-sweep-plan.md: ridge may agree this much less than linear_raw (pooled) and still replace it.
+SWEEP_TOLERANCE = 0.05
+#: The speed target of issue 13: heareval's probe seconds over the fast probe's, on every cell.
+SPEED_TARGET = 10.0
+
+
+def sweep_verdict(scene: dict[str, dict]) -> dict:
+    """The layer-sweep plan's rule (eval_scripts/fastprobe-sweep-plan.md), applied to fastprobe_kinds' scene summaries.
+
+    ``scene``: kind -> its ``summary[kind]["scene"]``. ``ridge`` replaces ``linear_raw`` as the default if its pooled
+    Spearman is at least :data:`SCENE_TARGET` and at least ``linear_raw``'s minus :data:`SWEEP_TOLERANCE`. The scene
+    target is re-tested on ``linear_raw``; the speed target is met if the default's slowest cell is at least
+    :data:`SPEED_TARGET` times faster than heareval's probe.
+    """
+    raw, ridge = scene["linear_raw"], scene["ridge"]
+    agrees = ridge["spearman_pooled"] >= SCENE_TARGET
+    close = ridge["spearman_pooled"] >= raw["spearman_pooled"] - SWEEP_TOLERANCE
+    default = "ridge" if agrees and close else "linear_raw"
+    return {"default": default, "ridge_agrees": agrees, "ridge_close": close,
+            "raw_target_met": raw["spearman_pooled"] >= SCENE_TARGET,
+            "default_pooled": scene[default]["spearman_pooled"],
+            "speed_met": scene[default]["speedup_min"] >= SPEED_TARGET}
+
+
+def fastprobe_sweep(root: Path) -> str:
+    """The fast probe's kinds against heareval on PESTO's layer sweep (fastprobe_kinds.py on fastprobe_agreement.py's
+    pairs of results-pesto-speech), and the plan's verdict."""
+    name = "fastprobe-kinds-sweep.json"
+    table = fastprobe_kinds(root, name, with_seeds=False)
+    data = load_json(root, f"{EVAL}/{name}")
+    scene = {kind: families["scene"] for kind, families in data["summary"].items() if "scene" in families}
+    verdict = sweep_verdict(scene)
+    raw, ridge = scene["linear_raw"], scene["ridge"]
+
+    def speed(kind: str) -> str:
+        s = scene[kind]
+        return f"`{kind}` {times(s['speedup_median'])} median, {times(s['speedup_min'])} at its slowest cell"
+
+    speeds = "; ".join(speed(k) for k in scene if scene[k].get("speedup_min") is not None)
+    layers = scene.get("linear")
+    layer_text = ("" if layers is None else
+                  " How `hear-gura layers` (the standardised `linear` kind) ranks PESTO's layer choices within each "
+                  "task against heareval: " + ", ".join(f"{t.split('-v1')[0]} {v:.2f}"
+                                                          for t, v in layers["spearman_per_task"].items()) + ".")
+    rule = (f"`ridge` pooled {ridge['spearman_pooled']:.2f} against `linear_raw`'s {raw['spearman_pooled']:.2f}: "
+            f"{'at least' if verdict['ridge_agrees'] else 'below'} {SCENE_TARGET}, "
+            f"{'within' if verdict['ridge_close'] else 'more than'} {SWEEP_TOLERANCE} "
+            f"{'of' if verdict['ridge_close'] else 'below'} `linear_raw`. By the plan's rule the default fast probe is "
+            f"**`{verdict['default']}`**. Scene target re-tested on this layer sweep (`linear_raw` pooled at least "
+            f"{SCENE_TARGET}): **{'met' if verdict['raw_target_met'] else 'not met'}**. Speed target for the default "
+            f"(at least {SPEED_TARGET:.0f}x on every cell): **{'met' if verdict['speed_met'] else 'not met'}**. "
+            f"Speed-up per cell: {speeds}.")
+    return table + "\n" + rule + layer_text + "\n" + sweep_seeds(root, data["pairs"], list(scene))
+
+
+def sweep_seeds(root: Path, kind_pairs: list[dict], kinds: list[str]) -> str:
+    """heareval against itself on the sweep's cells (seeds 42 and 43 on the same embeddings:
+    fastprobe-agreement-sweep-seeds.json), and each kind against the seed-43 run alone."""
+    data = load_json(root, f"{EVAL}/fastprobe-agreement-sweep-seeds.json")
+    itself = data["summary"]["scene"].get("heareval_self")
+    if itself is None:
+        raise FiguresError("fastprobe-agreement-sweep-seeds.json: no cell ran heareval with two seeds")
+    pair, = itself["pairs"]
+    seeds = pair["seeds"]
+    later = {(p["variant"], p["task"]): p["heareval_seed_scores"][1] for p in data["pairs"]}
+    missing = [(p["variant"], p["task"]) for p in kind_pairs if (p["variant"], p["task"]) not in later]
+    if missing:
+        raise FiguresError(f"fastprobe-agreement-sweep-seeds.json lacks the cells {missing}")
+
+    def against_later(kind: str, task: str | None = None) -> float:
+        rows = [p for p in kind_pairs if task is None or p["task"] == task]
+        return spearman([later[(p["variant"], p["task"])] for p in rows], [p["kinds"][kind]["score"] for p in rows])
+
+    tasks = sorted({p["task"] for p in kind_pairs})
+    per_task = ", ".join(f"{t.split('-v1')[0]} {v:.2f}" for t, v in pair["spearman_per_task"].items())
+    kinds_text = "; ".join(f"`{k}` {against_later(k):.2f} (" + " / ".join(f"{against_later(k, t):.2f}" for t in tasks)
+                           + ")" for k in kinds)
+    seconds = {}  # (variant, task) -> {seed: heareval's probe seconds of that run}
+    for path in sorted((root / EVAL / "results-pesto-speech-seeds" / "cells").glob("*/*.json")):
+        cell = json.loads(path.read_text())
+        seconds[(cell["variant"], cell["task"])] = {run["seed"]: run["seconds"] for run in cell["runs"]}
+
+    def speedups(kind: str, seed: int) -> list[float]:
+        return [seconds[(p["variant"], p["task"])][seed] / p["kinds"][kind]["seconds"] for p in kind_pairs]
+
+    run_seconds = {seed: statistics.median(v[seed] for v in seconds.values()) for seed in seeds}
+    timing = "; ".join(f"`{k}` {times(statistics.median(speedups(k, seeds[1])))} median, "
+                       f"{times(min(speedups(k, seeds[1])))} at its slowest cell" for k in kinds)
+    return (f"\nheareval against itself on these cells (seeds {seeds[0]} and {seeds[1]}, same embeddings, "
+            f"`results-pesto-speech-seeds`): Spearman {pair['spearman_pooled']:.2f} pooled ({per_task}); largest "
+            f"change of one cell's score {pair['max_abs_score_difference']:.3f}. Each kind against the seed-{seeds[1]} "
+            f"run alone, pooled ({' / '.join(t.split('-v1')[0] for t in tasks)}): {kinds_text}. heareval's seconds "
+            f"are not steady on this machine: its seed-{seeds[1]} runs took {run_seconds[seeds[1]]:.0f} s per cell "
+            f"(median) against seed {seeds[0]}'s {run_seconds[seeds[0]]:.0f} s, the same epochs at about twice the "
+            f"step rate, with no less load on the machine (the cause is not known); against the seed-{seeds[1]} "
+            f"seconds the speed-ups per cell are: {timing}.\n")
 
 
 def heldout_here(root: Path) -> str:
@@ -1225,6 +1324,7 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "fastprobe-heldout": fastprobe_heldout,
     "fastprobe-heldout-raw": lambda root: fastprobe_agreement(root, "fastprobe-agreement-heldout-raw.json"),
     "fastprobe-heldout-here": heldout_here,
+    "fastprobe-sweep": fastprobe_sweep,
 }
 """Block name -> renderer (the files each reads are named in it)."""
 

@@ -409,3 +409,20 @@ def test_fastprobe_kinds_rescores_the_same_embeddings(tmp_path: Path, tasks_dir:
     assert data["pairs"] == [] and data["skipped"] == ["hubert x other-v1-ci"]
     with pytest.raises(SystemExit, match=r"no pair of .* is on task\(s\) kws; its tasks: "):
         kinds.main(["--agreement", str(two_tasks), "--embeddings", str(root), "--kinds", "linear", "--tasks", "kws"])
+
+
+def test_fastprobe_kinds_finds_a_grid_variants_embeddings(tmp_path: Path) -> None:
+    """A grid variant's embeddings lie under its folder name (``pesto__layers=0__<hash>``), not its label
+    (``pesto[layers=0]``): the pair's recorded embedding folder names it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("kinds", Path(__file__).parent.parent / "eval_scripts"
+                                                  / "fastprobe_kinds.py")
+    kinds = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kinds)
+    recorded = "/elsewhere/embeddings/pesto__layers=0__430e1d40ba/hear_gura.pesto-layers=0/kws-v1-full"
+    here = tmp_path / "embeddings" / "pesto__layers=0__430e1d40ba" / "hear_gura.pesto-layers=0" / "kws-v1-full"
+    assert kinds.find_embeddings([tmp_path], "pesto[layers=0]", "kws-v1-full", recorded) is None
+    here.mkdir(parents=True)
+    assert kinds.find_embeddings([tmp_path], "pesto[layers=0]", "kws-v1-full") is None
+    assert kinds.find_embeddings([tmp_path], "pesto[layers=0]", "kws-v1-full", recorded) == here

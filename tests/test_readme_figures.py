@@ -234,3 +234,21 @@ def test_heldout_verdict_follows_the_plan(figures):
     assert task_only["default"] == "linear" and task_only["target_met"] and not task_only["pooled"]
     below = figures.heldout_verdict({"linear": kind(0.80, 0.60), "linear_raw": kind(0.89, 0.95)})
     assert below["default"] == "linear_raw" and not below["target_met"]
+
+
+def test_sweep_verdict_follows_the_plan(figures):
+    """eval_scripts/fastprobe-sweep-plan.md: ridge replaces linear_raw only if it agrees at 0.9 pooled AND within
+    0.05 of linear_raw; the scene target is re-tested on linear_raw; the speed target on the default's slowest cell."""
+    def kind(pooled: float, slowest: float) -> dict:
+        return {"spearman_pooled": pooled, "speedup_min": slowest}
+
+    close = figures.sweep_verdict({"linear_raw": kind(0.94, 2.0), "ridge": kind(0.91, 12.0)})
+    assert close["default"] == "ridge" and close["raw_target_met"] and close["speed_met"]
+    worse = figures.sweep_verdict({"linear_raw": kind(0.97, 2.0), "ridge": kind(0.91, 12.0)})
+    assert worse["default"] == "linear_raw" and worse["ridge_agrees"] and not worse["ridge_close"]
+    assert not worse["speed_met"] and worse["default_pooled"] == 0.97
+    below = figures.sweep_verdict({"linear_raw": kind(0.88, 11.0), "ridge": kind(0.89, 50.0)})
+    assert below["default"] == "linear_raw" and below["ridge_close"] and not below["ridge_agrees"]
+    assert not below["raw_target_met"] and below["speed_met"]
+    slow = figures.sweep_verdict({"linear_raw": kind(0.90, 3.0), "ridge": kind(0.95, 9.9)})
+    assert slow["default"] == "ridge" and not slow["speed_met"]

@@ -35,10 +35,13 @@ standard deviation) when it compares the states of one member
 ``exp(similarity / temperature)`` (the weighted kNN of DINO, Caron et al. 2021).
 The MLP probe (``mlp``, any task) is heareval's own model at one point of its
 grid (:func:`mlp_model`: raw inputs, one hidden layer of 1024 with BatchNorm),
-trained like the linear probe. ``eval_scripts/fastprobe_kinds.py`` measures
-which kind ranks variants as heareval's probe does; the raw linear probe was
-chosen by its rule on cells no kind had been chosen on
-(``eval_scripts/fastprobe-heldout-plan.md``).
+trained like the linear probe. The ridge probe (``ridge``, any task) is a
+linear read-out in closed form on raw inputs
+(:mod:`hear_gura.analysis.ridge_probe`): no steps, no randomness.
+``eval_scripts/fastprobe_kinds.py`` measures which kind ranks variants as
+heareval's probe does; the raw linear probe was chosen by its rule on cells no
+kind had been chosen on (``eval_scripts/fastprobe-heldout-plan.md``), and kept
+when ``ridge`` was tested on a layer sweep (``fastprobe-sweep-plan.md``).
 
 :func:`score_embedding_folder` scores one task folder written by heareval's
 embedding runner; :func:`probe_task` scores in-memory arrays (what
