@@ -1124,10 +1124,10 @@ def sweep_seeds(root: Path, kind_pairs: list[dict], kinds: list[str]) -> str:
             f"`results-pesto-speech-seeds`): Spearman {pair['spearman_pooled']:.2f} pooled ({per_task}); largest "
             f"change of one cell's score {pair['max_abs_score_difference']:.3f}. Each kind against the seed-{seeds[1]} "
             f"run alone, pooled ({' / '.join(t.split('-v1')[0] for t in tasks)}): {kinds_text}. heareval's seconds "
-            f"are not steady on this machine: its seed-{seeds[1]} runs took {run_seconds[seeds[1]]:.0f} s per cell "
-            f"(median) against seed {seeds[0]}'s {run_seconds[seeds[0]]:.0f} s, the same epochs at about twice the "
-            f"step rate, with no less load on the machine (the cause is not known); against the seed-{seeds[1]} "
-            f"seconds the speed-ups per cell are: {timing}.\n")
+            f"depend on its seed: the seed also draws which points of its grid heareval trains (`--grid-points 2`; "
+            f"`hear_gura.harness.probe_run`), so its seed-{seeds[1]} runs took {run_seconds[seeds[1]]:.0f} s per cell "
+            f"(median) against seed {seeds[0]}'s {run_seconds[seeds[0]]:.0f} s; against the seed-{seeds[1]} seconds "
+            f"the speed-ups per cell are: {timing}.\n")
 
 
 def heldout_here(root: Path) -> str:
