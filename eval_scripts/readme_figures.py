@@ -1130,6 +1130,28 @@ def sweep_seeds(root: Path, kind_pairs: list[dict], kinds: list[str]) -> str:
             f"the speed-ups per cell are: {timing}.\n")
 
 
+def heareval_default_cost(root: Path) -> str:
+    """heareval's probe as HEAR 2021 ran it (grid default, 8 points) beside the reduced grid of every comparison
+    (fast, 2 points), on the fast probe's slowest cells (eval_scripts/heareval_default_cost.py)."""
+    data = load_json(root, f"{EVAL}/heareval-default-cost.json")
+    out = ["| cell | heareval, HEAR 2021's grid (default, 8 points): seconds, score | heareval, reduced grid (fast, 2 "
+           "points): seconds, score | fast probe (`linear_raw`) seconds | speed-up against HEAR 2021's grid | "
+           "against the reduced grid |", "|---|---|---|---:|---:|---:|"]
+    for c in data["cells"]:
+        default, reduced = c["heareval_default"], c["heareval_reduced"]
+        out.append(f"| {c['variant']} on {c['task'].split('-v1')[0]} | {default['seconds']:.0f} s, "
+                   f"{default['score']:.3f} | {reduced['seconds']:.0f} s, {reduced['score']:.3f} | "
+                   f"{c['fast_seconds']:.1f} | {times(c['speedup_default'])} | {times(c['speedup_reduced'])} |")
+    s = data["summary"]
+    out += ["", f"On these {s['cells']} cells heareval's HEAR 2021 probe costs a median "
+            f"{s['default_over_reduced_seconds_median']:.1f} times the reduced one; against it the fast probe's "
+            f"slowest cell here runs at {times(s['speedup_default_min'])} (against the reduced grid "
+            f"{times(s['speedup_reduced_min'])}), and {sum(c['speedup_default'] < SPEED_TARGET for c in data['cells'])} "
+            f"of the {s['cells']} cells are below {SPEED_TARGET:.0f}x against it. Seed 42 throughout. "
+            f"Measured: {data['note']}."]
+    return "\n".join(out) + "\n"
+
+
 def heldout_here(root: Path) -> str:
     """The raw-input default against heareval's probe run on the same machine on the held-out cells
     (fastprobe_agreement.py on results-heldout), and that heareval run against results-speech-pitch's (same seed,
@@ -1325,6 +1347,7 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "fastprobe-heldout-raw": lambda root: fastprobe_agreement(root, "fastprobe-agreement-heldout-raw.json"),
     "fastprobe-heldout-here": heldout_here,
     "fastprobe-sweep": fastprobe_sweep,
+    "heareval-default-cost": heareval_default_cost,
 }
 """Block name -> renderer (the files each reads are named in it)."""
 

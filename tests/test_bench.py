@@ -134,3 +134,28 @@ def test_fastprobe_kinds_scores_each_kind_against_every_heareval_run():
     assert np.allclose(scene["spearman_pooled_leave_one_out"]["per_run"], expected, atol=1e-12)
     assert abs(scene["spearman_per_task_leave_one_out"]["kws-v1-full"] - np.mean(expected)) < 1e-12  # one task
     assert abs(scene["spearman_pooled"] - spearmanr(heareval.mean(axis=1), kind).statistic) < 1e-12
+
+
+def test_heareval_default_cost_refuses_cells_it_cannot_measure_before_running_anything(tmp_path):
+    """eval_scripts/heareval_default_cost.py: an unknown cell or one without embeddings here exits before any probe
+    runs and writes nothing; the fast seconds are the pair's linear_raw kind when it has kinds, else its fast cell's."""
+    import importlib.util
+
+    import pytest
+
+    spec = importlib.util.spec_from_file_location("cost", ROOT / "eval_scripts" / "heareval_default_cost.py")
+    cost = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cost)
+    pair = {"variant": "v", "task": "t-v1-full", "heareval": 0.5, "heareval_seconds": 60.0, "fast": 0.4,
+            "fast_seconds": 9.0, "embedding_dir": str(tmp_path / "missing")}
+    assert cost.fast_seconds(pair) == 9.0
+    assert cost.fast_seconds({**pair, "fast_seconds_in_process": 4.0}) == 4.0
+    assert cost.fast_seconds({**pair, "kinds": {"linear_raw": {"seconds": 2.5, "score": 0.4}}}) == 2.5
+    pairs = tmp_path / "pairs.json"
+    pairs.write_text(json.dumps({"pairs": [pair]}))
+    out = tmp_path / "cost.json"
+    with pytest.raises(SystemExit, match="cells not in"):
+        cost.main(["--pairs", str(pairs), "--cells", "w|t-v1-full", "--json", str(out)])
+    with pytest.raises(SystemExit, match="no embeddings here"):
+        cost.main(["--pairs", str(pairs), "--cells", "v|t-v1-full", "--json", str(out)])
+    assert not out.exists()

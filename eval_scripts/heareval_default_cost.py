@@ -1,0 +1,124 @@
+"""What heareval's probe costs as HEAR 2021 ran it, beside the reduced grid the comparisons used, on chosen cells.
+
+Every fast-probe speed-up in the README divides the seconds of heareval's probe
+run with ``--probe-grid fast --grid-points 2`` (at most 50 epochs, two grid
+points: what this machine can afford over a study). HEAR 2021 ran heareval's
+default: ``--grid default --grid-points 8`` (up to 500 epochs, eight grid
+points). This script runs that default probe (seed 42, one thread, through
+``hear_gura.harness.probe_run`` as ``evaluate`` runs it) on cells of a
+``fastprobe_agreement.py`` / ``fastprobe_kinds.py`` pairs file whose embeddings
+are on this machine, and records per cell: the default probe's seconds and
+score, the reduced probe's seconds and score (from the pair), and the fast
+probe's seconds (the pair's ``linear_raw`` kind when the file has kinds, else the
+pair's fast cell) with its speed-up against both.
+
+    OMP_NUM_THREADS=1 python eval_scripts/heareval_default_cost.py \\
+        --pairs eval_scripts/fastprobe-kinds-sweep.json --cells 'pesto[layers=last]|speaker_id-v1-full' \\
+        --json eval_scripts/heareval-default-cost.json --note "idle machine"
+
+``--merge`` adds earlier outputs' cells and commands (a cell measured now replaces its earlier entry);
+``--cells ''`` only merges.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+#: HEAR 2021's probe: heareval's default grid, eight grid points.
+DEFAULT_GRID = ("default", 8)
+
+
+def fast_seconds(pair: Dict[str, Any]) -> float:
+    """The fast probe's seconds for the pair: its ``linear_raw`` kind (fastprobe_kinds.py), else its fast cell's."""
+    kinds = pair.get("kinds") or {}
+    if "linear_raw" in kinds:
+        return float(kinds["linear_raw"]["seconds"])
+    return float(pair.get("fast_seconds_in_process") or pair["fast_seconds"])
+
+
+def run_default_probe(embedding_dir: Path, metrics: Sequence[str]) -> Dict[str, Any]:
+    """heareval's default probe (seed 42) on one task folder: its seconds (``run.json``) and primary score."""
+    from hear_gura.harness.scores import read_scores
+
+    with tempfile.TemporaryDirectory() as keep:
+        command = [sys.executable, "-m", "hear_gura.harness.probe_run", "predictions", str(embedding_dir),
+                   "--seeds", "42", "--keep", keep, "--grid", DEFAULT_GRID[0], "--grid-points", str(DEFAULT_GRID[1])]
+        start = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        if done.returncode != 0:
+            raise SystemExit(f"{embedding_dir}: heareval's probe failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        run = Path(keep) / "seed-42"
+        seconds = json.loads((run / "run.json").read_text())["seconds"]
+        score = read_scores(run / "test.predicted-scores.json", metrics).score
+    return {"seconds": seconds, "wall_seconds": round(wall, 2), "score": score}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", type=Path, required=True, help="a fastprobe_agreement.py or fastprobe_kinds.py JSON")
+    parser.add_argument("--cells", required=True,
+                        help="comma-separated 'variant|task' cells of --pairs (their embedding_dir must exist here)")
+    parser.add_argument("--json", type=Path, required=True, help="write the cells and a summary here")
+    parser.add_argument("--note", default="", help="how the machine was loaded")
+    parser.add_argument("--merge", type=Path, nargs="*", default=[], help="earlier outputs whose cells join these")
+    args = parser.parse_args(argv)
+    pairs = {(p["variant"], p["task"]): p for p in json.loads(args.pairs.read_text())["pairs"]}
+    wanted = [tuple(c.split("|", 1)) for c in args.cells.split(",") if c]
+    unknown = [c for c in wanted if c not in pairs or len(c) != 2]
+    if unknown:
+        sys.exit(f"cells not in {args.pairs}: {unknown}; give 'variant|task' as the pairs name them")
+    missing = [c for c in wanted if not Path(pairs[c]["embedding_dir"]).is_dir()]
+    if missing:
+        sys.exit(f"no embeddings here for {missing} (embedding_dir of the pairs)")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from hear_gura.analysis.fast_probe import TaskSpec
+
+    cells: List[Dict[str, Any]] = []
+    commands: List[str] = []
+    for merged in args.merge:
+        earlier = json.loads(merged.read_text())
+        cells += earlier["cells"]
+        commands += earlier["commands"]
+    for variant, task in wanted:
+        pair = pairs[(variant, task)]
+        folder = Path(pair["embedding_dir"])
+        spec = TaskSpec.load(folder)
+        print(f"{variant} x {task}: heareval's default probe (grid default, 8 points, seed 42) ...", flush=True)
+        measured = run_default_probe(folder, spec.metrics)
+        fast = fast_seconds(pair)
+        cell = {"variant": variant, "task": task, "embedding_dir": str(folder), "metric": spec.primary_metric,
+                "heareval_default": measured, "heareval_reduced": {"seconds": pair["heareval_seconds"],
+                                                                   "score": pair["heareval"]},
+                "fast_seconds": fast, "speedup_reduced": pair["heareval_seconds"] / fast,
+                "speedup_default": measured["seconds"] / fast}
+        print(f"    default {measured['seconds']:.1f} s (score {measured['score']:.4f}); reduced "
+              f"{pair['heareval_seconds']:.1f} s; fast {fast:.2f} s: {cell['speedup_default']:.1f}x against the "
+              f"default, {cell['speedup_reduced']:.1f}x against the reduced grid", flush=True)
+        cells = [c for c in cells if (c["variant"], c["task"]) != (variant, task)] + [cell]
+    summary = {"cells": len(cells),
+               "default_over_reduced_seconds_median": statistics.median(
+                   c["heareval_default"]["seconds"] / c["heareval_reduced"]["seconds"] for c in cells),
+               "speedup_default_min": min(c["speedup_default"] for c in cells),
+               "speedup_reduced_min": min(c["speedup_reduced"] for c in cells)}
+    out = {"note": args.note, "grid": {"default": list(DEFAULT_GRID), "reduced": ["fast", 2]},
+           "machine": {"cpu_threads": int(os.environ.get("OMP_NUM_THREADS", "0") or 0),
+                       "python": platform.python_version()},
+           "commands": commands + ["python eval_scripts/heareval_default_cost.py " + " ".join(argv or sys.argv[1:])],
+           "cells": cells, "summary": summary}
+    args.json.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
