@@ -14,7 +14,9 @@ and the fast probe's seconds:
 - ``mlp``: heareval's model family at one fixed grid point (one hidden layer of
   1024, BatchNorm, ReLU, dropout 0.1, Xavier init, raw inputs, Adam at 1e-3),
   early-stopped on the validation loss;
-- ``knn`` / ``knn_raw`` (scene tasks): the weighted kNN on standardised / raw embeddings.
+- ``knn`` / ``knn_raw`` (scene tasks): the weighted kNN on standardised / raw embeddings;
+- ``ridge``: a linear read-out in closed form on raw embeddings (:mod:`hear_gura.analysis.ridge_probe`), added
+  after the others and tested on cells no kind had scored (``fastprobe-sweep-plan.md``).
 
 When heareval's cells ran two or more seeds (``hear-gura evaluate --seeds N``),
 ``heareval`` is their mean and each family also gives the kinds' pooled Spearman
