@@ -97,43 +97,24 @@ class RidgeReadout(torch.nn.Module):
         return (x.double() @ self.weight + self.bias).clamp(0.0, 1.0).float()
 
 
-def _primal(train: Moments, penalties: Sequence[float]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """From the sums: ``(weights (penalties, width, labels), biases (penalties, labels), mean_y)``, one
-    eigendecomposition of the ``(width, width)`` centred Gram matrix."""
-    mean_x, mean_y = train.x / train.rows, train.y / train.rows
-    gram = train.xx - train.rows * torch.outer(mean_x, mean_x)
-    gram = (gram + gram.T) / 2  # exactly symmetric for eigh
-    cross = train.xy - train.rows * torch.outer(mean_x, mean_y)
-    scale = max(float(torch.trace(gram)) / gram.shape[0], 1e-12)
-    eigenvalues, vectors = torch.linalg.eigh(gram)
-    projected = vectors.T @ cross  # (width, labels)
+def _solve(matrix: torch.Tensor, rhs: torch.Tensor, width: int, penalties: Sequence[float]) -> torch.Tensor:
+    """``(matrix + a * s * I)^-1 rhs`` for every penalty ``a``, ``(penalties, n, labels)``, from one eigendecomposition
+    of the symmetric ``(n, n)`` ``matrix`` (the Gram matrix or the kernel: both have trace ``trace(C)``), with
+    ``s = trace(matrix) / width``."""
+    matrix = (matrix + matrix.T) / 2  # exactly symmetric for eigh
+    scale = max(float(torch.trace(matrix)) / width, 1e-12)
+    eigenvalues, vectors = torch.linalg.eigh(matrix)
+    projected = vectors.T @ rhs  # (n, labels)
     eigenvalues = eigenvalues.clamp(min=0.0)[:, None]
-    weights = torch.stack([vectors @ (projected / (eigenvalues + a * scale)) for a in penalties])
-    return weights, mean_y[None, :] - torch.einsum("w,pwl->pl", mean_x, weights), mean_y
-
-
-def _dual(x: np.ndarray, y: np.ndarray, penalties: Sequence[float]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """From the rows (fewer than their width): the same as :func:`_primal`, through the ``(rows, rows)`` kernel
-    ``Xc Xc^T``, since ``(Xc^T Xc + p I)^-1 Xc^T = Xc^T (Xc Xc^T + p I)^-1``."""
-    xs = torch.from_numpy(np.asarray(x, dtype=np.float64))
-    ys = torch.from_numpy(np.asarray(y, dtype=np.float64))
-    mean_x, mean_y = xs.mean(0), ys.mean(0)
-    centred, targets = xs - mean_x, ys - mean_y
-    kernel = centred @ centred.T
-    kernel = (kernel + kernel.T) / 2
-    scale = max(float(torch.trace(kernel)) / xs.shape[1], 1e-12)
-    eigenvalues, vectors = torch.linalg.eigh(kernel)
-    projected = vectors.T @ targets  # (rows, labels)
-    eigenvalues = eigenvalues.clamp(min=0.0)[:, None]
-    weights = torch.stack([centred.T @ (vectors @ (projected / (eigenvalues + a * scale))) for a in penalties])
-    return weights, mean_y[None, :] - torch.einsum("w,pwl->pl", mean_x, weights), mean_y
+    return torch.stack([vectors @ (projected / (eigenvalues + a * scale)) for a in penalties])
 
 
 def ridge_weights(train_x: np.ndarray, train_y: np.ndarray, penalties: Sequence[float] = RIDGE_PENALTIES,
                   moments: Optional[Callable[[], Moments]] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """The ridge solutions for every penalty: ``(weights (penalties, width, labels), biases (penalties, labels))``,
-    float64, from the smaller eigendecomposition: of the kernel (rows x rows) when there are fewer rows than
-    dimensions, else of the Gram matrix (width x width) built from ``moments()`` (default: the rows' own).
+    float64, from the smaller eigendecomposition: of the kernel ``Xc Xc^T`` (rows x rows) when there are fewer rows
+    than dimensions, since ``(Xc^T Xc + p I)^-1 Xc^T = Xc^T (Xc Xc^T + p I)^-1``; else of the Gram matrix
+    ``Xc^T Xc`` (width x width) built from ``moments()`` (default: the rows' own).
 
     Raises:
         HearGuraError: fewer than 2 training rows.
@@ -142,10 +123,18 @@ def ridge_weights(train_x: np.ndarray, train_y: np.ndarray, penalties: Sequence[
     if rows < 2:
         raise HearGuraError(f"the ridge probe needs at least 2 training rows, got {rows}")
     if rows < width:
-        weights, biases, _ = _dual(train_x, train_y, penalties)
+        xs = torch.from_numpy(np.asarray(train_x, dtype=np.float64))
+        ys = torch.from_numpy(np.asarray(train_y, dtype=np.float64))
+        mean_x, mean_y = xs.mean(0), ys.mean(0)
+        centred = xs - mean_x
+        weights = centred.T @ _solve(centred @ centred.T, ys - mean_y, width, penalties)
     else:
-        weights, biases, _ = _primal(moments() if moments else split_moments(train_x, train_y), penalties)
-    return weights, biases
+        sums = moments() if moments else split_moments(train_x, train_y)
+        mean_x, mean_y = sums.x / sums.rows, sums.y / sums.rows
+        gram = sums.xx - sums.rows * torch.outer(mean_x, mean_x)
+        cross = sums.xy - sums.rows * torch.outer(mean_x, mean_y)
+        weights = _solve(gram, cross, width, penalties)
+    return weights, mean_y[None, :] - torch.einsum("w,pwl->pl", mean_x, weights)
 
 
 def fit_ridge(train_x: np.ndarray, train_y: np.ndarray, valid_x: np.ndarray, valid_y: np.ndarray,
