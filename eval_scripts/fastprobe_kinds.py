@@ -16,7 +16,12 @@ and the fast probe's seconds:
   early-stopped on the validation loss;
 - ``knn`` / ``knn_raw`` (scene tasks): the weighted kNN on standardised / raw embeddings;
 - ``ridge``: a linear read-out in closed form on raw embeddings (:mod:`hear_gura.analysis.ridge_probe`), added
-  after the others and tested on cells no kind had scored (``fastprobe-sweep-plan.md``).
+  after the others and tested on cells no kind had scored (``fastprobe-sweep-plan.md``);
+- ``linear_rms``: ``linear_raw`` on inputs divided by their root mean square (one number: heareval's probe is
+  invariant to it), tried while developing ``logistic``;
+- ``logistic``: the same model as ``linear_rms`` fitted by full-batch L-BFGS along a path of L2 penalties, a
+  bounded number of iterations each (:mod:`hear_gura.analysis.logistic_probe`), tested on fresh cells
+  (``fastprobe-logistic-plan.md``).
 
 When heareval's cells ran two or more seeds (``hear-gura evaluate --seeds N``),
 ``heareval`` is their mean and each family also gives the kinds' pooled Spearman
@@ -64,8 +69,10 @@ from fastprobe_agreement import FAMILIES, leave_one_out, seed_runs, spearman  # 
 KINDS: Dict[str, tuple] = {
     "linear": ("linear", {"standardise": True}),
     "linear_raw": ("linear", {"standardise": False}),
+    "linear_rms": ("linear", {"standardise": False, "rms_scale": True}),
     "mlp": ("mlp", {}),
     "ridge": ("ridge", {}),
+    "logistic": ("logistic", {}),
     "knn": ("knn", {"knn_standardise": True}),
     "knn_raw": ("knn", {"knn_standardise": False}),
 }
@@ -74,9 +81,11 @@ KINDS: Dict[str, tuple] = {
 def reproducing_kind(pair: Dict[str, Any]) -> str:
     """The kind of :data:`KINDS` that gives the pair's fast cell again: the linear probe whose ``standardise`` is
     the one the cell recorded (cells made before it was recorded standardised)."""
-    standardise = pair.get("fast_hparams", {}).get("standardise", True)
+    hparams = pair.get("fast_hparams", {})
+    standardise, rms_scale = hparams.get("standardise", True), hparams.get("rms_scale", False)
     return next(name for name, (probe, overrides) in KINDS.items()
-                if probe == "linear" and overrides.get("standardise") == standardise)
+                if probe == "linear" and overrides.get("standardise") == standardise
+                and overrides.get("rms_scale", False) == rms_scale)
 
 
 def find_embeddings(roots: Sequence[Path], variant: str, task: str, recorded: Optional[str] = None) -> Optional[Path]:

@@ -93,6 +93,11 @@ class ProbeConfig:
         memory_values: inputs with more values than this are streamed per batch, not moved to the device whole.
         standardise: the linear probe standardises its inputs with the training statistics (False: raw
             inputs, as heareval's probe sees them; :data:`VARIANT_PROBE`).
+        rms_scale: with ``standardise`` False, divide the raw inputs by ONE number, the root mean square of the
+            training inputs (:func:`rms_value`), so that ``x`` and ``c * x`` score the same. heareval's probe has
+            this invariance (its first linear layer feeds a BatchNorm in every grid point of its default and fast
+            grids: ``tests/test_layer_analysis.py`` checks it), while the per-dimension scales it does see stay as
+            they are. False: the inputs as they come (the probe then learns slowly on inputs of small magnitude).
         knn_standardise: the kNN probe standardises the embeddings before their cosine similarity.
         mlp_hidden, mlp_dropout, mlp_lr: the MLP probe (heareval's model, :func:`mlp_model`: one hidden
             layer, BatchNorm, dropout, ReLU, RAW inputs) and its Adam learning rate (a value of
@@ -112,6 +117,7 @@ class ProbeConfig:
     knn_temperature: float = 0.07
     memory_values: int = 500_000_000
     standardise: bool = True
+    rms_scale: bool = False
     knn_standardise: bool = True
     mlp_hidden: int = 1024
     mlp_dropout: float = 0.1
@@ -127,7 +133,7 @@ class ProbeConfig:
 VARIANT_PROBE = ProbeConfig(standardise=False)
 
 #: The fast probe's kinds (:func:`probe_task`).
-PROBE_KINDS = ("linear", "mlp", "knn", "ridge")
+PROBE_KINDS = ("linear", "mlp", "knn", "ridge", "logistic")
 
 
 # ------------------------------------------------------------------ the task
@@ -432,17 +438,30 @@ def feature_stats(x: np.ndarray, chunk: int = 65536) -> Tuple[torch.Tensor, torc
     return torch.from_numpy(mean).float(), torch.from_numpy(np.maximum(std, 1e-5)).float()
 
 
-def linear_model(x: np.ndarray, labels: int, standardise: bool = True) -> torch.nn.Module:
+def rms_value(x: np.ndarray, chunk: int = 65536) -> float:
+    """The root mean square of every value of ``(rows, width)`` (float64 sums; 1.0 when it is 0 or there are no rows)."""
+    squares = 0.0
+    for start in range(0, len(x), chunk):
+        squares += float((np.asarray(x[start:start + chunk], dtype=np.float64) ** 2).sum())
+    rms = math.sqrt(squares / max(1, x.size))
+    return rms if rms > 0 else 1.0
+
+
+def linear_model(x: np.ndarray, labels: int, standardise: bool = True, rms_scale: bool = False) -> torch.nn.Module:
     """A zero-initialised linear layer ``(rows, width) -> (rows, labels)``, after standardising with ``x``'s
-    statistics unless ``standardise`` is False (then raw inputs, as heareval's probe sees them).
+    statistics unless ``standardise`` is False: then raw inputs, as heareval's probe sees them, divided by their
+    root mean square (one number, :func:`rms_value`) when ``rms_scale`` is True.
     """
     layer = torch.nn.Linear(x.shape[1], labels)
     torch.nn.init.zeros_(layer.weight)
     torch.nn.init.zeros_(layer.bias)
-    if not standardise:
-        return torch.nn.Sequential(layer)
-    mean, std = feature_stats(x)
-    return torch.nn.Sequential(Standardize(mean, std), layer)
+    if standardise:
+        mean, std = feature_stats(x)
+        return torch.nn.Sequential(Standardize(mean, std), layer)
+    if rms_scale:
+        return torch.nn.Sequential(Standardize(torch.zeros(x.shape[1]), torch.full((x.shape[1],), rms_value(x))),
+                                   layer)
+    return torch.nn.Sequential(layer)
 
 
 def mlp_model(width: int, labels: int, hidden: int = 1024, dropout: float = 0.1) -> torch.nn.Module:
@@ -737,6 +756,17 @@ def probe_task(task: TaskSpec, splits: Mapping[str, SplitArrays], probe: str = "
                                                    penalty=readout.penalty))
                 models[name] = readout
                 continue
+            if probe == "logistic":
+                from hear_gura.analysis.logistic_probe import fit_logistic
+
+                model, fit = fit_logistic(linear_model(train.x, len(task.labels), standardise=False, rms_scale=True),
+                                          _loss_function(task), train.x, train.y, valid.x, valid.y, device=device)
+                test_scores, valid_scores, setting = fold_scores(task, model, valid, test, device,
+                                                                 config.memory_values)
+                per_fold[name] = asdict(FoldScores(test_scores, valid_scores, fit["evaluations"],
+                                                   postprocessing=setting, penalty=fit["penalty"]))
+                models[name] = model
+                continue
             if model_factory is not None:
                 factory, train_config = model_factory, config
             elif probe == "mlp":
@@ -744,7 +774,8 @@ def probe_task(task: TaskSpec, splits: Mapping[str, SplitArrays], probe: str = "
                                                  config.mlp_hidden, config.mlp_dropout)
                 train_config = replace(config, lr=config.mlp_lr)
             else:
-                factory = lambda rows: linear_model(rows.x, len(task.labels), config.standardise)  # noqa: E731
+                factory = lambda rows: linear_model(rows.x, len(task.labels), config.standardise,  # noqa: E731
+                                                    config.rms_scale)
                 train_config = config
             torch.manual_seed(seed + index)  # any random initialisation (and dropout) of the model
             result = train_probe(factory(train), task, train, valid, train_config, seed + index, device)
