@@ -72,20 +72,20 @@ KINDS: Dict[str, tuple] = {
     "linear_rms": ("linear", {"standardise": False, "rms_scale": True}),
     "mlp": ("mlp", {}),
     "ridge": ("ridge", {}),
-    "logistic": ("logistic", {}),
+    "logistic": ("linear", {"standardise": False, "rms_scale": True, "solver": "lbfgs"}),
     "knn": ("knn", {"knn_standardise": True}),
     "knn_raw": ("knn", {"knn_standardise": False}),
 }
 
 
 def reproducing_kind(pair: Dict[str, Any]) -> str:
-    """The kind of :data:`KINDS` that gives the pair's fast cell again: the linear probe whose ``standardise`` is
-    the one the cell recorded (cells made before it was recorded standardised)."""
+    """The kind of :data:`KINDS` that gives the pair's fast cell again: the linear probe with the input handling
+    and solver the cell recorded (cells made before these were recorded: standardised inputs, Adam)."""
     hparams = pair.get("fast_hparams", {})
-    standardise, rms_scale = hparams.get("standardise", True), hparams.get("rms_scale", False)
+    made = (hparams.get("standardise", True), hparams.get("rms_scale", False), hparams.get("solver", "adam"))
     return next(name for name, (probe, overrides) in KINDS.items()
-                if probe == "linear" and overrides.get("standardise") == standardise
-                and overrides.get("rms_scale", False) == rms_scale)
+                if probe == "linear" and (overrides.get("standardise"), overrides.get("rms_scale", False),
+                                          overrides.get("solver", "adam")) == made)
 
 
 def find_embeddings(roots: Sequence[Path], variant: str, task: str, recorded: Optional[str] = None) -> Optional[Path]:

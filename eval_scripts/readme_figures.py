@@ -1038,22 +1038,56 @@ SWEEP_TOLERANCE = 0.05
 SPEED_TARGET = 10.0
 
 
-def sweep_verdict(scene: dict[str, dict]) -> dict:
-    """The layer-sweep plan's rule (eval_scripts/fastprobe-sweep-plan.md), applied to fastprobe_kinds' scene summaries.
+def plan_verdict(scene: dict[str, dict], candidate: str) -> dict:
+    """The rule of the sweep and logistic plans (eval_scripts/fastprobe-sweep-plan.md, fastprobe-logistic-plan.md),
+    applied to fastprobe_kinds' scene summaries.
 
-    ``scene``: kind -> its ``summary[kind]["scene"]``. ``ridge`` replaces ``linear_raw`` as the default if its pooled
-    Spearman is at least :data:`SCENE_TARGET` and at least ``linear_raw``'s minus :data:`SWEEP_TOLERANCE`. The scene
-    target is re-tested on ``linear_raw``; the speed target is met if the default's slowest cell is at least
-    :data:`SPEED_TARGET` times faster than heareval's probe.
+    ``scene``: kind -> its ``summary[kind]["scene"]``. ``candidate`` replaces ``linear_raw`` as the default if its
+    pooled Spearman is at least :data:`SCENE_TARGET` and at least ``linear_raw``'s minus :data:`SWEEP_TOLERANCE`.
+    The scene target is tested on the default so decided (and on ``linear_raw``: ``raw_target_met``); the speed
+    target is met if the default's slowest cell is at least :data:`SPEED_TARGET` times faster than heareval's probe.
     """
-    raw, ridge = scene["linear_raw"], scene["ridge"]
-    agrees = ridge["spearman_pooled"] >= SCENE_TARGET
-    close = ridge["spearman_pooled"] >= raw["spearman_pooled"] - SWEEP_TOLERANCE
-    default = "ridge" if agrees and close else "linear_raw"
-    return {"default": default, "ridge_agrees": agrees, "ridge_close": close,
+    raw, new = scene["linear_raw"], scene[candidate]
+    agrees = new["spearman_pooled"] >= SCENE_TARGET
+    close = new["spearman_pooled"] >= raw["spearman_pooled"] - SWEEP_TOLERANCE
+    default = candidate if agrees and close else "linear_raw"
+    return {"default": default, "candidate_agrees": agrees, "candidate_close": close,
             "raw_target_met": raw["spearman_pooled"] >= SCENE_TARGET,
             "default_pooled": scene[default]["spearman_pooled"],
+            "target_met": scene[default]["spearman_pooled"] >= SCENE_TARGET,
             "speed_met": scene[default]["speedup_min"] >= SPEED_TARGET}
+
+
+def sweep_verdict(scene: dict[str, dict]) -> dict:
+    """The layer-sweep plan's rule (eval_scripts/fastprobe-sweep-plan.md): :func:`plan_verdict` with ``ridge``."""
+    return plan_verdict(scene, "ridge")
+
+
+def plan_rule(scene: dict[str, dict], candidate: str, verdict: dict, members: str) -> str:
+    """The sentences of a plan's verdict (:func:`plan_verdict`): the candidate against ``linear_raw``, the default,
+    both targets, every kind's speed-ups, and how ``hear-gura layers`` (``linear``) ranks ``members``' layer
+    choices within each task."""
+    raw, new = scene["linear_raw"], scene[candidate]
+
+    def speed(kind: str) -> str:
+        s = scene[kind]
+        return f"`{kind}` {times(s['speedup_median'])} median, {times(s['speedup_min'])} at its slowest cell"
+
+    speeds = "; ".join(speed(k) for k in scene if scene[k].get("speedup_min") is not None)
+    layers = scene.get("linear")
+    layer_text = ("" if layers is None else
+                  f" How `hear-gura layers` (the standardised `linear` kind) ranks {members}'s layer choices within "
+                  "each task against heareval: " + ", ".join(f"{t.split('-v1')[0]} {v:.2f}"
+                                                             for t, v in layers["spearman_per_task"].items()) + ".")
+    default = verdict["default"]
+    return (f"`{candidate}` pooled {new['spearman_pooled']:.2f} against `linear_raw`'s {raw['spearman_pooled']:.2f}: "
+            f"{'at least' if verdict['candidate_agrees'] else 'below'} {SCENE_TARGET}, "
+            f"{'within' if verdict['candidate_close'] else 'more than'} {SWEEP_TOLERANCE} "
+            f"{'of' if verdict['candidate_close'] else 'below'} `linear_raw`. By the plan's rule the default fast probe "
+            f"is **`{default}`**. Scene target on these cells (`{default}` pooled at least {SCENE_TARGET}): "
+            f"**{'met' if verdict['target_met'] else 'not met'}**. Speed target for the default (at least "
+            f"{SPEED_TARGET:.0f}x on every cell): **{'met' if verdict['speed_met'] else 'not met'}**. "
+            f"Speed-up per cell: {speeds}.{layer_text}")
 
 
 def fastprobe_sweep(root: Path) -> str:
@@ -1063,28 +1097,20 @@ def fastprobe_sweep(root: Path) -> str:
     table = fastprobe_kinds(root, name, with_seeds=False)
     data = load_json(root, f"{EVAL}/{name}")
     scene = {kind: families["scene"] for kind, families in data["summary"].items() if "scene" in families}
-    verdict = sweep_verdict(scene)
-    raw, ridge = scene["linear_raw"], scene["ridge"]
+    rule = plan_rule(scene, "ridge", sweep_verdict(scene), "PESTO")
+    return table + "\n" + rule + "\n" + sweep_seeds(root, data["pairs"], list(scene))
 
-    def speed(kind: str) -> str:
-        s = scene[kind]
-        return f"`{kind}` {times(s['speedup_median'])} median, {times(s['speedup_min'])} at its slowest cell"
 
-    speeds = "; ".join(speed(k) for k in scene if scene[k].get("speedup_min") is not None)
-    layers = scene.get("linear")
-    layer_text = ("" if layers is None else
-                  " How `hear-gura layers` (the standardised `linear` kind) ranks PESTO's layer choices within each "
-                  "task against heareval: " + ", ".join(f"{t.split('-v1')[0]} {v:.2f}"
-                                                          for t, v in layers["spearman_per_task"].items()) + ".")
-    rule = (f"`ridge` pooled {ridge['spearman_pooled']:.2f} against `linear_raw`'s {raw['spearman_pooled']:.2f}: "
-            f"{'at least' if verdict['ridge_agrees'] else 'below'} {SCENE_TARGET}, "
-            f"{'within' if verdict['ridge_close'] else 'more than'} {SWEEP_TOLERANCE} "
-            f"{'of' if verdict['ridge_close'] else 'below'} `linear_raw`. By the plan's rule the default fast probe is "
-            f"**`{verdict['default']}`**. Scene target re-tested on this layer sweep (`linear_raw` pooled at least "
-            f"{SCENE_TARGET}): **{'met' if verdict['raw_target_met'] else 'not met'}**. Speed target for the default "
-            f"(at least {SPEED_TARGET:.0f}x on every cell): **{'met' if verdict['speed_met'] else 'not met'}**. "
-            f"Speed-up per cell: {speeds}.")
-    return table + "\n" + rule + layer_text + "\n" + sweep_seeds(root, data["pairs"], list(scene))
+def fastprobe_logistic(root: Path) -> str:
+    """The fast probe's kinds against heareval on the 24 fresh cells of eval_scripts/fastprobe-logistic-plan.md
+    (Resemblyzer's and Basic Pitch's layer choices on the speech tasks, results-layers-speech), and the plan's
+    verdict: does ``logistic`` replace ``linear_raw``?"""
+    name = "fastprobe-kinds-logistic.json"
+    table = fastprobe_kinds(root, name, with_seeds=False)
+    data = load_json(root, f"{EVAL}/{name}")
+    scene = {kind: families["scene"] for kind, families in data["summary"].items() if "scene" in families}
+    return table + "\n" + plan_rule(scene, "logistic", plan_verdict(scene, "logistic"),
+                                     "Resemblyzer's and Basic Pitch") + "\n"
 
 
 def sweep_seeds(root: Path, kind_pairs: list[dict], kinds: list[str]) -> str:
@@ -1347,6 +1373,7 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "fastprobe-heldout-raw": lambda root: fastprobe_agreement(root, "fastprobe-agreement-heldout-raw.json"),
     "fastprobe-heldout-here": heldout_here,
     "fastprobe-sweep": fastprobe_sweep,
+    "fastprobe-logistic": fastprobe_logistic,
     "heareval-default-cost": heareval_default_cost,
 }
 """Block name -> renderer (the files each reads are named in it)."""

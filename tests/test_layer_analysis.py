@@ -347,7 +347,9 @@ def test_fastprobe_kinds_rescores_the_same_embeddings(tmp_path: Path, tasks_dir:
     checks that the default kind reproduces the pair's committed fast score, and skips pairs it cannot find."""
     import importlib.util
 
-    from hear_gura.analysis.fast_probe import score_embedding_folder
+    from dataclasses import asdict
+
+    from hear_gura.analysis.fast_probe import VARIANT_PROBE, score_embedding_folder
     from hear_gura.harness.shared_embed import study_task_embeddings
 
     spec = importlib.util.spec_from_file_location("kinds", Path(__file__).parent.parent / "eval_scripts"
@@ -361,21 +363,25 @@ def test_fastprobe_kinds_rescores_the_same_embeddings(tmp_path: Path, tasks_dir:
     task = folder.name
     fast = score_embedding_folder(folder, seed=42)["test"]["top1_acc"]
     pair = {"variant": "hubert", "task": task, "family": "scene", "metric": "top1_acc", "heareval": 0.5,
-            "heareval_seconds": 10.0, "fast": fast, "fast_seed": 42, "fast_hparams": {"standardise": False}}
+            "heareval_seconds": 10.0, "fast": fast, "fast_seed": 42,
+            "fast_hparams": json.loads(json.dumps(asdict(VARIANT_PROBE)))}  # as a cell records it
     missing = {**pair, "variant": "fbank"}
     agreement = tmp_path / "agreement.json"
     agreement.write_text(json.dumps({"pairs": [pair, missing]}))
     out = tmp_path / "kinds.json"
     kinds.main(["--agreement", str(agreement), "--embeddings", str(root), "--json", str(out),
-                "--kinds", "linear,linear_raw,mlp,knn_raw"])
+                "--kinds", "linear,logistic,mlp,knn_raw"])
     data = json.loads(out.read_text())
     assert data["skipped"] == [f"fbank x {task}"]
     entry, = data["pairs"]
-    # evaluate's fast cell (raw inputs) is reproduced by linear_raw, and the standardised kind scores otherwise
-    assert entry["reproducing_kind"] == "linear_raw" and entry["linear_reproduces"] is True
+    # evaluate's fast cell (the logistic default) is reproduced by that kind, and the standardised kind scores otherwise
+    assert entry["reproducing_kind"] == "logistic" and entry["linear_reproduces"] is True
     assert entry["embedding_dir"] == str(folder)
-    assert entry["kinds"]["linear_raw"]["score"] == fast != entry["kinds"]["linear"]["score"]
-    assert set(entry["kinds"]) == {"linear", "linear_raw", "mlp", "knn_raw"}
+    assert entry["kinds"]["logistic"]["score"] == fast != entry["kinds"]["linear"]["score"]
+    assert set(entry["kinds"]) == {"linear", "logistic", "mlp", "knn_raw"}
+    # cells made by the earlier defaults name their kinds: raw inputs with Adam, and (no record) standardised
+    assert kinds.reproducing_kind({"fast_hparams": {"standardise": False}}) == "linear_raw"
+    assert kinds.reproducing_kind({}) == "linear"
     assert all(0.0 <= k["score"] <= 1.0 for k in entry["kinds"].values())
     assert data["summary"]["mlp"]["scene"]["cells"] == 1
     with pytest.raises(SystemExit, match="unknown kind"):
@@ -387,7 +393,7 @@ def test_fastprobe_kinds_rescores_the_same_embeddings(tmp_path: Path, tasks_dir:
     later.write_text(json.dumps({"pairs": [missing]}))
     merged = tmp_path / "merged.json"
     kinds.main(["--agreement", str(later), "--embeddings", str(root), "--json", str(merged),
-                "--kinds", "linear,linear_raw,mlp,knn_raw", "--merge", str(out), "--note", "second run"])
+                "--kinds", "linear,logistic,mlp,knn_raw", "--merge", str(out), "--note", "second run"])
     data = json.loads(merged.read_text())
     assert data["skipped"] == [] and sorted(p["variant"] for p in data["pairs"]) == ["fbank", "hubert"]
     assert data["summary"]["mlp"]["scene"]["cells"] == 2 and data["note"] == "second run"

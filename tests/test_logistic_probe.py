@@ -4,7 +4,7 @@
 - the penalty kept is the one of lowest validation loss among those fitted, and the path stops where it rose;
 - one factor on the embeddings changes neither the logistic probe nor ``rms_scale``'s linear probe, while the
   raw linear probe does change; heareval's own probe has that invariance (the reason for ``rms_scale``);
-- ``probe_task(probe="logistic")`` scores a k-fold task as heareval's metric functions score its softmax outputs.
+- ``probe_task`` with :data:`LOGISTIC_PROBE` is deterministic and refuses an unknown solver.
 
 Fixtures are generated scene rows (4 classes, a class shifting a few values of its own, an offset and unequal
 feature scales, as raw member features have).
@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from hear_gura.analysis.fast_probe import (VARIANT_PROBE, SplitArrays, TaskSpec, _loss_function, linear_model,
-                                           predict, probe_task, rms_value)
+from hear_gura.analysis.fast_probe import (LOGISTIC_PROBE, ProbeConfig, SplitArrays, TaskSpec, _loss_function,
+                                           linear_model, predict, probe_task, rms_value)
 from hear_gura.analysis.logistic_probe import LOGISTIC_PENALTIES, fit_logistic
 from hear_gura.errors import HearGuraError
 
@@ -88,16 +88,17 @@ def test_one_factor_on_the_inputs_changes_nothing() -> None:
     splits = {f"fold0{i}": rows(rng, 60, 12, shift=0.8) for i in range(4)}
     # a power of two: x / rms(x) is then bit for bit the same, so the fits are too (any factor: to rounding)
     scaled = {name: s.with_x(s.x * np.float32(2.0 ** -10)) for name, s in splits.items()}
-    for probe, config in (("logistic", VARIANT_PROBE), ("linear", replace(VARIANT_PROBE, rms_scale=True))):
-        a = probe_task(KFOLD, splits, probe, seed=0, config=config)
-        b = probe_task(KFOLD, scaled, probe, seed=0, config=config)
-        assert a["per_fold"] == b["per_fold"], probe
+    short = ProbeConfig(standardise=False, max_steps=100)  # the Adam probes: a few checks are enough to compare
+    for config in (LOGISTIC_PROBE, replace(short, rms_scale=True)):
+        a = probe_task(KFOLD, splits, "linear", seed=0, config=config)
+        b = probe_task(KFOLD, scaled, "linear", seed=0, config=config)
+        assert a["per_fold"] == b["per_fold"], config.solver
         for fold, model in a["models"].items():
             np.testing.assert_array_equal(predict(model, KFOLD, splits[fold].x),
                                           predict(b["models"][fold], KFOLD, scaled[fold].x))
-    raw = probe_task(KFOLD, splits, "linear", seed=0, config=VARIANT_PROBE)
-    raw_scaled = probe_task(KFOLD, scaled, "linear", seed=0, config=VARIANT_PROBE)
-    assert [f["steps"] for f in raw["per_fold"].values()] != [f["steps"] for f in raw_scaled["per_fold"].values()]
+    raw = probe_task(KFOLD, splits, "linear", seed=0, config=short)
+    raw_scaled = probe_task(KFOLD, scaled, "linear", seed=0, config=short)
+    assert [f["valid"] for f in raw["per_fold"].values()] != [f["valid"] for f in raw_scaled["per_fold"].values()]
 
 
 def test_hearevals_probe_is_invariant_to_one_input_factor() -> None:
@@ -129,9 +130,11 @@ def test_hearevals_probe_is_invariant_to_one_input_factor() -> None:
 def test_no_randomness_and_clear_errors() -> None:
     rng = np.random.default_rng(3)
     splits = {f"fold0{i}": rows(rng, 40, 8) for i in range(4)}
-    a, b = probe_task(KFOLD, splits, "logistic", seed=0), probe_task(KFOLD, splits, "logistic", seed=7)
-    assert a["per_fold"] == b["per_fold"]
+    a = probe_task(KFOLD, splits, "linear", seed=0, config=LOGISTIC_PROBE)
+    assert a["per_fold"] == probe_task(KFOLD, splits, "linear", seed=7, config=LOGISTIC_PROBE)["per_fold"]
     assert all(f["penalty"] in LOGISTIC_PENALTIES for f in a["per_fold"].values())
+    with pytest.raises(HearGuraError, match="solver"):
+        probe_task(KFOLD, splits, "linear", config=replace(LOGISTIC_PROBE, solver="sgd"))
     empty = SplitArrays(np.zeros((0, 8), np.float32), np.zeros((0, 4), np.float32))
     with pytest.raises(HearGuraError, match="training rows"):
         fit_logistic(linear_model(splits["fold00"].x, 4, False, True), _loss_function(KFOLD), empty.x, empty.y,

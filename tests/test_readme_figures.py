@@ -245,10 +245,23 @@ def test_sweep_verdict_follows_the_plan(figures):
     close = figures.sweep_verdict({"linear_raw": kind(0.94, 2.0), "ridge": kind(0.91, 12.0)})
     assert close["default"] == "ridge" and close["raw_target_met"] and close["speed_met"]
     worse = figures.sweep_verdict({"linear_raw": kind(0.97, 2.0), "ridge": kind(0.91, 12.0)})
-    assert worse["default"] == "linear_raw" and worse["ridge_agrees"] and not worse["ridge_close"]
+    assert worse["default"] == "linear_raw" and worse["candidate_agrees"] and not worse["candidate_close"]
     assert not worse["speed_met"] and worse["default_pooled"] == 0.97
     below = figures.sweep_verdict({"linear_raw": kind(0.88, 11.0), "ridge": kind(0.89, 50.0)})
-    assert below["default"] == "linear_raw" and below["ridge_close"] and not below["ridge_agrees"]
+    assert below["default"] == "linear_raw" and below["candidate_close"] and not below["candidate_agrees"]
     assert not below["raw_target_met"] and below["speed_met"]
     slow = figures.sweep_verdict({"linear_raw": kind(0.90, 3.0), "ridge": kind(0.95, 9.9)})
     assert slow["default"] == "ridge" and not slow["speed_met"]
+
+
+def test_logistic_plan_verdict(figures):
+    """eval_scripts/fastprobe-logistic-plan.md: the sweep plan's rule with logistic as the candidate; the scene
+    target is tested on the default it decides, not on linear_raw."""
+    def kind(pooled: float, slowest: float) -> dict:
+        return {"spearman_pooled": pooled, "speedup_min": slowest}
+
+    wins = figures.plan_verdict({"linear_raw": kind(0.89, 0.8), "logistic": kind(0.93, 9.4)}, "logistic")
+    assert wins["default"] == "logistic" and wins["target_met"] and not wins["raw_target_met"]
+    assert not wins["speed_met"] and wins["default_pooled"] == 0.93
+    loses = figures.plan_verdict({"linear_raw": kind(0.97, 0.8), "logistic": kind(0.91, 40.0)}, "logistic")
+    assert loses["default"] == "linear_raw" and loses["target_met"] and not loses["speed_met"]

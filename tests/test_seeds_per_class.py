@@ -179,8 +179,9 @@ def test_fast_probe_cells_and_reports_are_separate_and_never_called_hear_scores(
     assert {p: p.stat().st_mtime_ns for p in heareval_files} == heareval_files
     record = json.loads((walk["cell"] / f"{SCENE}.fastprobe.json").read_text())
     assert record["probe"]["kind"] == "fast" and record["probe"]["hparams"]["lr"] > 0
-    # the linear probe on raw embeddings, as heareval's probe sees them; the kNN on standardised ones
+    # the logistic probe on raw embeddings over their root mean square, by L-BFGS; the kNN on standardised ones
     assert record["probe"]["hparams"]["standardise"] is False and record["probe"]["hparams"]["knn_standardise"]
+    assert record["probe"]["hparams"]["rms_scale"] is True and record["probe"]["hparams"]["solver"] == "lbfgs"
     kept = json.loads((walk["cell"] / SCENE / "fastprobe-seed-42" / "fastprobe.json").read_text())
     assert record["score"] == kept["test"]["top1_acc"] and record["secondary"]["knn_top1_acc"] == kept["knn"]["test"][
         "top1_acc"]

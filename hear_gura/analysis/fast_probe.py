@@ -23,25 +23,31 @@ What it shares with heareval, so that numbers are comparable in kind:
   called exactly as its prediction runner calls them.
 
 What differs (fixed, see :class:`ProbeConfig`): a single linear layer,
-zero-initialised, Adam at a fixed learning rate, mini-batches in a seeded
-order, early stopping on the validation LOSS (heareval stops on the validation
-score), no hyper-parameter grid. Its inputs are raw embeddings, as heareval's
-probe sees them, when it scores variants (:data:`VARIANT_PROBE`, what
-``hear-gura evaluate --probe fast`` runs), and standardised (train mean and
-standard deviation) when it compares the states of one member
-(:class:`ProbeConfig`'s default, what ``hear-gura layers`` runs). The kNN probe
+zero-initialised, no hyper-parameter grid, and one of two fits. When it scores
+variants (:data:`VARIANT_PROBE` = :data:`LOGISTIC_PROBE`, what ``hear-gura
+evaluate --probe fast`` runs): raw embeddings, as heareval's probe sees them,
+divided by one number (their root mean square: heareval's probe is invariant to
+it), fitted by full-batch L-BFGS along a path of L2 penalties, a bounded number
+of iterations each, the state of lowest validation LOSS kept
+(:mod:`hear_gura.analysis.logistic_probe`; heareval keeps the best validation
+score). When it compares the states of one member (:class:`ProbeConfig`'s
+default, what ``hear-gura layers`` runs): standardised inputs (train mean and
+standard deviation), Adam at a fixed learning rate on mini-batches in a seeded
+order, early stopping on the validation loss. The kNN probe
 (scene tasks): cosine similarity of standardised embeddings
 (``knn_standardise``), the ``k`` nearest training clips vote with weights
 ``exp(similarity / temperature)`` (the weighted kNN of DINO, Caron et al. 2021).
 The MLP probe (``mlp``, any task) is heareval's own model at one point of its
 grid (:func:`mlp_model`: raw inputs, one hidden layer of 1024 with BatchNorm),
-trained like the linear probe. The ridge probe (``ridge``, any task) is a
+trained like the Adam linear probe. The ridge probe (``ridge``, any task) is a
 linear read-out in closed form on raw inputs
 (:mod:`hear_gura.analysis.ridge_probe`): no steps, no randomness.
 ``eval_scripts/fastprobe_kinds.py`` measures which kind ranks variants as
-heareval's probe does; the raw linear probe was chosen by its rule on cells no
-kind had been chosen on (``eval_scripts/fastprobe-heldout-plan.md``), and kept
-when ``ridge`` was tested on a layer sweep (``fastprobe-sweep-plan.md``).
+heareval's probe does: the raw Adam linear probe was chosen by its rule on
+cells no kind had been chosen on (``eval_scripts/fastprobe-heldout-plan.md``),
+kept when ``ridge`` was tested on a layer sweep (``fastprobe-sweep-plan.md``),
+and replaced by the logistic probe on fresh layer sweeps
+(``fastprobe-logistic-plan.md``).
 
 :func:`score_embedding_folder` scores one task folder written by heareval's
 embedding runner; :func:`probe_task` scores in-memory arrays (what
@@ -64,6 +70,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 import numpy as np
 import torch
 
+from hear_gura.analysis.logistic_probe import LOGISTIC_MAX_ITER, LOGISTIC_PENALTIES, fit_logistic
 from hear_gura.errors import HearGuraError
 
 #: Put in every title of a table or plot of fast-probe figures.
@@ -96,8 +103,14 @@ class ProbeConfig:
         rms_scale: with ``standardise`` False, divide the raw inputs by ONE number, the root mean square of the
             training inputs (:func:`rms_value`), so that ``x`` and ``c * x`` score the same. heareval's probe has
             this invariance (its first linear layer feeds a BatchNorm in every grid point of its default and fast
-            grids: ``tests/test_layer_analysis.py`` checks it), while the per-dimension scales it does see stay as
+            grids: ``tests/test_logistic_probe.py`` checks it), while the per-dimension scales it does see stay as
             they are. False: the inputs as they come (the probe then learns slowly on inputs of small magnitude).
+        solver: how the linear probe is fitted: ``"adam"`` (mini-batch Adam, early stop on the validation loss:
+            ``lr`` .. ``retries``) or ``"lbfgs"`` (the penalty path of :mod:`hear_gura.analysis.logistic_probe`:
+            full-batch L-BFGS, at most ``lbfgs_iterations`` iterations per L2 penalty of ``penalties``, the state of
+            lowest validation loss kept; :data:`LOGISTIC_PROBE`).
+        penalties, lbfgs_iterations: the ``"lbfgs"`` solver's L2 penalties (strongest first) and iterations per
+            penalty.
         knn_standardise: the kNN probe standardises the embeddings before their cosine similarity.
         mlp_hidden, mlp_dropout, mlp_lr: the MLP probe (heareval's model, :func:`mlp_model`: one hidden
             layer, BatchNorm, dropout, ReLU, RAW inputs) and its Adam learning rate (a value of
@@ -118,6 +131,9 @@ class ProbeConfig:
     memory_values: int = 500_000_000
     standardise: bool = True
     rms_scale: bool = False
+    solver: str = "adam"
+    penalties: Tuple[float, ...] = LOGISTIC_PENALTIES
+    lbfgs_iterations: int = LOGISTIC_MAX_ITER
     knn_standardise: bool = True
     mlp_hidden: int = 1024
     mlp_dropout: float = 0.1
@@ -125,15 +141,22 @@ class ProbeConfig:
     retries: int = 2
 
 
+#: The logistic probe (``fastprobe_kinds.py``'s ``logistic``, ``eval_scripts/fastprobe-logistic-plan.md``): the
+#: linear layer on raw inputs divided by their root mean square, fitted by full-batch L-BFGS along L2 penalties
+#: (:mod:`hear_gura.analysis.logistic_probe`): its cost is bounded whatever the inputs' scale.
+LOGISTIC_PROBE = ProbeConfig(standardise=False, rms_scale=True, solver="lbfgs")
+
 #: The fast probe that scores variants (``hear-gura evaluate --probe fast``, :func:`score_embedding_folder`): the
-#: linear probe on RAW embeddings, as heareval's probe sees them. It ranked variants as heareval does best on
-#: cells no kind had been chosen on (``eval_scripts/fastprobe-heldout-plan.md``, ``fastprobe-kinds-heldout.json``).
-#: ``hear-gura layers`` keeps :class:`ProbeConfig`'s standardised inputs: it compares and mixes the states of
-#: one member, whose scales differ from state to state.
-VARIANT_PROBE = ProbeConfig(standardise=False)
+#: logistic probe, chosen by the rule of ``eval_scripts/fastprobe-logistic-plan.md`` on 24 fresh cells
+#: (``fastprobe-kinds-logistic.json``) over the Adam linear probe on raw inputs (``ProbeConfig(standardise=False)``,
+#: the default before, chosen by ``fastprobe-heldout-plan.md``). ``hear-gura layers`` keeps :class:`ProbeConfig`'s
+#: standardised inputs: it compares and mixes the states of one member, whose scales differ from state to state.
+VARIANT_PROBE = LOGISTIC_PROBE
 
 #: The fast probe's kinds (:func:`probe_task`).
-PROBE_KINDS = ("linear", "mlp", "knn", "ridge", "logistic")
+PROBE_KINDS = ("linear", "mlp", "knn", "ridge")
+#: How the linear probe can be fitted (:attr:`ProbeConfig.solver`).
+SOLVERS = ("adam", "lbfgs")
 
 
 # ------------------------------------------------------------------ the task
@@ -724,6 +747,8 @@ def probe_task(task: TaskSpec, splits: Mapping[str, SplitArrays], probe: str = "
     """
     if probe not in PROBE_KINDS:
         raise HearGuraError(f"unknown fast probe {probe!r}; valid: {', '.join(PROBE_KINDS)}")
+    if config.solver not in SOLVERS:
+        raise HearGuraError(f"unknown solver {config.solver!r} for the linear probe; valid: {', '.join(SOLVERS)}")
     if probe == "knn" and task.embedding_type != "scene":
         raise HearGuraError("the kNN probe is for scene tasks; event tasks use the linear probe")
     missing = [s for s in task.split_names if s not in splits]
@@ -756,11 +781,11 @@ def probe_task(task: TaskSpec, splits: Mapping[str, SplitArrays], probe: str = "
                                                    penalty=readout.penalty))
                 models[name] = readout
                 continue
-            if probe == "logistic":
-                from hear_gura.analysis.logistic_probe import fit_logistic
-
-                model, fit = fit_logistic(linear_model(train.x, len(task.labels), standardise=False, rms_scale=True),
-                                          _loss_function(task), train.x, train.y, valid.x, valid.y, device=device)
+            if probe == "linear" and config.solver == "lbfgs" and model_factory is None:
+                model, fit = fit_logistic(linear_model(train.x, len(task.labels), config.standardise,
+                                                       config.rms_scale),
+                                          _loss_function(task), train.x, train.y, valid.x, valid.y,
+                                          config.penalties, config.lbfgs_iterations, device)
                 test_scores, valid_scores, setting = fold_scores(task, model, valid, test, device,
                                                                  config.memory_values)
                 per_fold[name] = asdict(FoldScores(test_scores, valid_scores, fit["evaluations"],
@@ -795,9 +820,10 @@ def score_embedding_folder(task_embeddings: Path, seed: int = 0, device: str = "
     Args:
         task_embeddings: ``<embeddings-dir>/<module>[-options]/<task>/``, as heareval's
             embedding runner (or :mod:`hear_gura.harness.shared_embed`) writes it.
-        seed: seeds the batch order (the probe is zero-initialised, so the seed is all the randomness).
+        seed: seeds the batch order of the Adam solver (the probe is zero-initialised, so the seed is all the
+            randomness; the L-BFGS solver of :data:`VARIANT_PROBE` has none).
         device: a torch device for the probe (``cpu``, ``cuda``...).
-        config: the probe's hyper-parameters; :data:`VARIANT_PROBE` (raw inputs) unless given.
+        config: the probe's hyper-parameters; :data:`VARIANT_PROBE` (the logistic probe) unless given.
     Returns:
         a JSON-able dict::
 

@@ -245,12 +245,13 @@ class Settings:
 
 def fast_probe_hparams() -> Dict[str, Any]:
     """The fixed hyper-parameters of the fast probe that scores variants
-    (:data:`hear_gura.analysis.fast_probe.VARIANT_PROBE`), for identities."""
+    (:data:`hear_gura.analysis.fast_probe.VARIANT_PROBE`), for identities: as JSON gives them back (tuples as
+    lists), so a recorded identity and the current one compare value by value."""
     from dataclasses import asdict
 
     from hear_gura.analysis.fast_probe import VARIANT_PROBE
 
-    return asdict(VARIANT_PROBE)
+    return json.loads(json.dumps(asdict(VARIANT_PROBE)))
 
 
 def variant_identities(variants: Sequence[Variant], manifest: Optional[str]) -> Dict[str, Dict[str, Any]]:
