@@ -10,7 +10,7 @@ and the fast probe's seconds:
 - ``linear``: standardised inputs, zero-initialised linear layer (the default of ``evaluate --probe fast``
   until the held-out test, ``fastprobe-heldout-plan.md``; still what ``hear-gura layers`` runs);
 - ``linear_raw``: the same layer on raw embeddings (heareval never standardises; ``evaluate --probe fast``'s
-  default since that test, :data:`hear_gura.analysis.fast_probe.VARIANT_PROBE`);
+  default from that test until the logistic test, ``fastprobe-logistic-plan.md``);
 - ``mlp``: heareval's model family at one fixed grid point (one hidden layer of
   1024, BatchNorm, ReLU, dropout 0.1, Xavier init, raw inputs, Adam at 1e-3),
   early-stopped on the validation loss;
@@ -21,7 +21,8 @@ and the fast probe's seconds:
   invariant to it), tried while developing ``logistic``;
 - ``logistic``: the same model as ``linear_rms`` fitted by full-batch L-BFGS along a path of L2 penalties, a
   bounded number of iterations each (:mod:`hear_gura.analysis.logistic_probe`), tested on fresh cells
-  (``fastprobe-logistic-plan.md``).
+  (``fastprobe-logistic-plan.md``) and since then ``evaluate --probe fast``'s default
+  (:data:`hear_gura.analysis.fast_probe.VARIANT_PROBE`).
 
 When heareval's cells ran two or more seeds (``hear-gura evaluate --seeds N``),
 ``heareval`` is their mean and each family also gives the kinds' pooled Spearman

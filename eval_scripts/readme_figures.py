@@ -1113,6 +1113,32 @@ def fastprobe_logistic(root: Path) -> str:
                                      "Resemblyzer's and Basic Pitch") + "\n"
 
 
+def fastprobe_logistic_default(root: Path) -> str:
+    """The logistic default as ``evaluate --probe fast`` ran it on the plan's 24 cells (fastprobe_agreement.py on
+    results-layers-speech-logistic), checked against the logistic kind's scores of fastprobe_kinds.py."""
+    data = load_json(root, f"{EVAL}/fastprobe-agreement-logistic-default.json")
+    kinds = {(p["variant"], p["task"]): p["kinds"]["logistic"]["score"]
+             for p in load_json(root, f"{EVAL}/fastprobe-kinds-logistic.json")["pairs"]}
+    pairs = data["pairs"]
+    missing = [(p["variant"], p["task"]) for p in pairs if (p["variant"], p["task"]) not in kinds]
+    if missing:
+        raise FiguresError(f"fastprobe-kinds-logistic.json lacks the cells {missing}")
+    equal = sum(p["fast"] == kinds[(p["variant"], p["task"])] for p in pairs)
+    s = data["summary"]["scene"]
+    per_task = ", ".join(f"{t.split('-v1')[0]} {v['spearman']:.2f} ({v['variants']})"
+                         for t, v in s["spearman_per_task"].items() if v["spearman"] is not None)
+    below = sum(p["heareval_seconds"] / p["fast_seconds"] < SPEED_TARGET for p in pairs)
+    return ("| family | cells | Spearman (all pairs) | Spearman per task (variants) | speed-up per cell as evaluate "
+            "ran it: median (min-max) |\n|---|---:|---:|---|---|\n"
+            f"| scene | {s['cells']} | {s['spearman_pooled']:.2f} | {per_task} | {times(s['speedup_median'])} "
+            f"({times(s['speedup_min'])}-{times(s['speedup_max'])}) |\n\n"
+            f"Each re-made cell's score equals the `logistic` kind's score of the same cell in "
+            f"`fastprobe-kinds-logistic.json` in {equal} of {len(pairs)} cells. Speed-up: heareval's `predict_seconds` "
+            f"of the cell over the fast cell's (its logistic and kNN probes and the reading of its embeddings, in the "
+            f"`evaluate` process); {below} of the {len(pairs)} cells are below {SPEED_TARGET:.0f}x this way. "
+            f"Measured: {data['note']}.\n")
+
+
 def sweep_seeds(root: Path, kind_pairs: list[dict], kinds: list[str]) -> str:
     """heareval against itself on the sweep's cells (seeds 42 and 43 on the same embeddings:
     fastprobe-agreement-sweep-seeds.json), and each kind against the seed-43 run alone."""
@@ -1374,6 +1400,7 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "fastprobe-heldout-here": heldout_here,
     "fastprobe-sweep": fastprobe_sweep,
     "fastprobe-logistic": fastprobe_logistic,
+    "fastprobe-logistic-default": fastprobe_logistic_default,
     "heareval-default-cost": heareval_default_cost,
 }
 """Block name -> renderer (the files each reads are named in it)."""
