@@ -785,7 +785,8 @@ def probe_task(task: TaskSpec, splits: Mapping[str, SplitArrays], probe: str = "
                 model, fit = fit_logistic(linear_model(train.x, len(task.labels), config.standardise,
                                                        config.rms_scale),
                                           _loss_function(task), train.x, train.y, valid.x, valid.y,
-                                          config.penalties, config.lbfgs_iterations, device)
+                                          config.penalties, config.lbfgs_iterations, device,
+                                          memory_values=config.memory_values)
                 test_scores, valid_scores, setting = fold_scores(task, model, valid, test, device,
                                                                  config.memory_values)
                 per_fold[name] = asdict(FoldScores(test_scores, valid_scores, fit["evaluations"],

@@ -34,7 +34,7 @@ randomness (full batches, zero start): the seed changes nothing.
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -51,7 +51,8 @@ LOGISTIC_MAX_ITER = 25
 def fit_logistic(model: torch.nn.Sequential, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                  x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray,
                  penalties: Sequence[float] = LOGISTIC_PENALTIES, max_iter: int = LOGISTIC_MAX_ITER,
-                 device: str = "cpu", chunk: int = 65536) -> Tuple[torch.nn.Sequential, Dict[str, float]]:
+                 device: str = "cpu", chunk: int = 65536,
+                 memory_values: int = 500_000_000) -> Tuple[torch.nn.Sequential, Dict[str, float]]:
     """Fit ``model`` along the penalty path; keep the state of lowest validation loss.
 
     Args:
@@ -63,6 +64,8 @@ def fit_logistic(model: torch.nn.Sequential, loss_fn: Callable[[torch.Tensor, to
         penalties: L2 penalties, fitted in this order, each from where the previous stopped.
         max_iter: L-BFGS iterations per penalty at most.
         chunk: rows per forward pass (gradients are summed over chunks: one full batch).
+        memory_values: inputs with more values than this stay where they are (a memmap) and are read a chunk at a
+            time at every evaluation (the same chunks: the same fit), instead of being moved to the device whole.
     Returns:
         the model at its state of lowest validation loss (eval mode, on the CPU), and
         ``{"penalty", "valid_loss", "evaluations"}`` (loss and gradient evaluations over the whole path).
@@ -78,17 +81,26 @@ def fit_logistic(model: torch.nn.Sequential, loss_fn: Callable[[torch.Tensor, to
     where = torch.device(device)
     model = model.to(where)
     layer = model[-1]
-    xt = torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32)).to(where)
+    def rows(x: np.ndarray) -> Any:
+        if x.size > memory_values:
+            return x
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(where)
+
+    def part_of(x: Any, start: int) -> torch.Tensor:
+        if isinstance(x, torch.Tensor):
+            return x[start:start + chunk]
+        return torch.from_numpy(np.ascontiguousarray(x[start:start + chunk], dtype=np.float32)).to(where)
+
+    xt, xv = rows(x_train), rows(x_valid)
     yt = torch.from_numpy(np.asarray(y_train, dtype=np.float32)).to(where)
-    xv = torch.from_numpy(np.ascontiguousarray(x_valid, dtype=np.float32)).to(where)
     yv = torch.from_numpy(np.asarray(y_valid, dtype=np.float32)).to(where)
     evaluations = 0
 
-    def summed_loss(x: torch.Tensor, y: torch.Tensor, backward: bool) -> torch.Tensor:
+    def summed_loss(x: Any, y: torch.Tensor, backward: bool) -> torch.Tensor:
         """The mean loss over all rows, chunk by chunk (gradients accumulated when ``backward``)."""
         total = torch.zeros((), device=where)
         for i in range(0, len(x), chunk):
-            part = loss_fn(model(x[i:i + chunk]), y[i:i + chunk]) * (len(x[i:i + chunk]) / len(x))
+            part = loss_fn(model(part_of(x, i)), y[i:i + chunk]) * (len(y[i:i + chunk]) / len(x))
             if backward:
                 part.backward()
             total = total + part.detach()
