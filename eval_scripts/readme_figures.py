@@ -915,6 +915,12 @@ def times(value: float) -> str:
     return f"{value:.1f}x" if value < 10 else f"{value:.0f}x"
 
 
+def per_task_spearman(family: dict) -> str:
+    """``kws 0.83 (8), prosody 0.71 (8)``: a fastprobe_agreement.py family's Spearman within each task (variants)."""
+    return ", ".join(f"{t.split('-v1')[0]} {v['spearman']:.2f} ({v['variants']})"
+                     for t, v in family["spearman_per_task"].items() if v["spearman"] is not None) or "n/a"
+
+
 def fastprobe_agreement(root: Path, name: str = "fastprobe-agreement.json") -> str:
     """The fast probe against heareval's on the cells scored with both (eval_scripts/fastprobe_agreement.py)."""
     data = load_json(root, f"{EVAL}/{name}")
@@ -929,8 +935,7 @@ def fastprobe_agreement(root: Path, name: str = "fastprobe-agreement.json") -> s
            "|---|---:|---:|---|---|---|"]
     for name, s in data["summary"].items():
         pooled = "n/a" if s["spearman_pooled"] is None else f"{s['spearman_pooled']:.2f}"
-        per_task = ", ".join(f"{t.split('-v1')[0]} {v['spearman']:.2f} ({v['variants']})"
-                             for t, v in s["spearman_per_task"].items() if v["spearman"] is not None) or "n/a"
+        per_task = per_task_spearman(s)
         out.append(f"| {name} | {s['cells']} | {pooled} | {per_task} | {speed(s, 'speedup_in_process')} | "
                    f"{speed(s, 'speedup')} |")
     worst = max(data["pairs"], key=lambda p: abs(p["heareval"] - p["fast"]))
@@ -1125,8 +1130,7 @@ def fastprobe_logistic_default(root: Path) -> str:
         raise FiguresError(f"fastprobe-kinds-logistic.json lacks the cells {missing}")
     equal = sum(p["fast"] == kinds[(p["variant"], p["task"])] for p in pairs)
     s = data["summary"]["scene"]
-    per_task = ", ".join(f"{t.split('-v1')[0]} {v['spearman']:.2f} ({v['variants']})"
-                         for t, v in s["spearman_per_task"].items() if v["spearman"] is not None)
+    per_task = per_task_spearman(s)
     below = sum(p["heareval_seconds"] / p["fast_seconds"] < SPEED_TARGET for p in pairs)
     return ("| family | cells | Spearman (all pairs) | Spearman per task (variants) | speed-up per cell as evaluate "
             "ran it: median (min-max) |\n|---|---:|---:|---|---|\n"

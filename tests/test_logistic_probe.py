@@ -6,8 +6,8 @@
   raw linear probe does change; heareval's own probe has that invariance (the reason for ``rms_scale``);
 - ``probe_task`` with :data:`LOGISTIC_PROBE` is deterministic and refuses an unknown solver.
 
-Fixtures are generated scene rows (4 classes, a class shifting a few values of its own, an offset and unequal
-feature scales, as raw member features have).
+Fixtures are generated scene rows (``tests/probe_rows.py``: 4 classes, a class shifting a few values of its own,
+an offset and unequal feature scales, as raw member features have).
 """
 
 from __future__ import annotations
@@ -18,26 +18,11 @@ import numpy as np
 import pytest
 import torch
 
-from hear_gura.analysis.fast_probe import (LOGISTIC_PROBE, ProbeConfig, SplitArrays, TaskSpec, _loss_function,
-                                           linear_model, predict, probe_task, rms_value)
+from hear_gura.analysis.fast_probe import (LOGISTIC_PROBE, ProbeConfig, SplitArrays, _loss_function, linear_model,
+                                           predict, probe_task, rms_value)
 from hear_gura.analysis.logistic_probe import LOGISTIC_PENALTIES, fit_logistic
 from hear_gura.errors import HearGuraError
-
-CLASSES = ["a", "b", "c", "d"]
-KFOLD = TaskSpec.from_metadata({"task_name": "t", "embedding_type": "scene", "prediction_type": "multiclass",
-                                "evaluation": ["top1_acc"], "split_mode": "new_split_kfold",
-                                "splits": ["fold00", "fold01", "fold02", "fold03"]}, CLASSES)
-
-
-def rows(rng: np.random.Generator, n: int, width: int, shift: float = 1.0) -> SplitArrays:
-    """``n`` rows, classes in turn; class c adds ``shift`` to values ``3c .. 3c + 2``; feature scales 0.01 .. 10."""
-    y = np.arange(n) % 4
-    x = rng.standard_normal((n, width))
-    for c in range(4):
-        x[y == c, 3 * c:3 * c + 3] += shift
-    x = (x * np.geomspace(0.01, 10.0, width) + 5.0).astype(np.float32)
-    return SplitArrays(x, np.eye(4, dtype=np.float32)[y])
-
+from probe_rows import KFOLD, rows
 
 def test_one_penalty_is_sklearn_logistic_regression() -> None:
     """mean cross-entropy + a/2 |W|^2 on x / rms is LogisticRegression(C = 1 / (a n)) on the same scaled rows."""
@@ -135,6 +120,9 @@ def test_no_randomness_and_clear_errors() -> None:
     assert all(f["penalty"] in LOGISTIC_PENALTIES for f in a["per_fold"].values())
     with pytest.raises(HearGuraError, match="solver"):
         probe_task(KFOLD, splits, "linear", config=replace(LOGISTIC_PROBE, solver="sgd"))
+    with pytest.raises(HearGuraError, match="adam solver"):
+        probe_task(KFOLD, splits, "linear", config=LOGISTIC_PROBE,
+                   model_factory=lambda rows: linear_model(rows.x, 4, False, True))
     empty = SplitArrays(np.zeros((0, 8), np.float32), np.zeros((0, 4), np.float32))
     with pytest.raises(HearGuraError, match="training rows"):
         fit_logistic(linear_model(splits["fold00"].x, 4, False, True), _loss_function(KFOLD), empty.x, empty.y,

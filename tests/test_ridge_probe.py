@@ -2,8 +2,8 @@
 eigendecomposition it takes; sums kept per split add up to the fold's; the penalty kept is the one of lowest
 validation error; one factor on the embeddings changes nothing; the read-out's clipped outputs are scored as they are.
 
-Fixtures are generated scene rows (4 classes, a class shifting a few values of its own, an offset and unequal
-feature scales, as raw member features have).
+Fixtures are generated scene rows (``tests/probe_rows.py``: 4 classes, a class shifting a few values of its own,
+an offset and unequal feature scales, as raw member features have).
 """
 
 from __future__ import annotations
@@ -12,25 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from hear_gura.analysis.fast_probe import SplitArrays, TaskSpec, predict, probe_task
+from hear_gura.analysis.fast_probe import SplitArrays, predict, probe_task
 from hear_gura.analysis.ridge_probe import RIDGE_PENALTIES, fit_ridge, ridge_weights, split_moments
 from hear_gura.errors import HearGuraError
-
-CLASSES = ["a", "b", "c", "d"]
-KFOLD = TaskSpec.from_metadata({"task_name": "t", "embedding_type": "scene", "prediction_type": "multiclass",
-                                "evaluation": ["top1_acc"], "split_mode": "new_split_kfold",
-                                "splits": ["fold00", "fold01", "fold02", "fold03"]}, CLASSES)
-
-
-def rows(rng: np.random.Generator, n: int, width: int, shift: float = 1.0) -> SplitArrays:
-    """``n`` rows, classes in turn; class c adds ``shift`` to values ``3c .. 3c + 2``; feature scales 0.01 .. 10."""
-    y = np.arange(n) % 4
-    x = rng.standard_normal((n, width))
-    for c in range(4):
-        x[y == c, 3 * c:3 * c + 3] += shift
-    x = (x * np.geomspace(0.01, 10.0, width) + 5.0).astype(np.float32)
-    return SplitArrays(x, np.eye(4, dtype=np.float32)[y])
-
+from probe_rows import KFOLD, rows
 
 @pytest.mark.parametrize("n, width", [(40, 96), (300, 24)], ids=["kernel: rows < width", "gram: rows >= width"])
 def test_equals_sklearn_ridge(n: int, width: int) -> None:

@@ -524,8 +524,10 @@ def cpu_threads_for(rows: int, width: int, device: str) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-class _Rows:
-    """Rows of an array on a device: the whole array when small, else fetched per batch (memmaps)."""
+class DeviceRows:
+    """Rows of an array on a device: the whole array when it has at most ``limit`` values, else fetched per
+    batch (memmaps). Shared by the Adam solver, :func:`predict` and the L-BFGS solver
+    (:func:`hear_gura.analysis.logistic_probe.fit_logistic`)."""
 
     def __init__(self, x: np.ndarray, device: torch.device, limit: int) -> None:
         self.x, self.device = x, device
@@ -539,9 +541,14 @@ class _Rows:
             return self.whole[index.to(self.device)]
         return torch.from_numpy(np.ascontiguousarray(self.x[index.numpy()], dtype=np.float32)).to(self.device)
 
-    def chunks(self, size: int):
+    def chunks(self, size: int) -> Iterator[torch.Tensor]:
+        """Consecutive blocks of ``size`` rows (the last shorter): views of the whole array, or reads."""
         for start in range(0, len(self.x), size):
-            yield self.take(torch.arange(start, min(start + size, len(self.x))))
+            if self.whole is not None:
+                yield self.whole[start:start + size]
+            else:
+                yield torch.from_numpy(np.ascontiguousarray(self.x[start:start + size], dtype=np.float32)).to(
+                    self.device)
 
 
 def _loss_function(task: TaskSpec) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -590,7 +597,7 @@ def train_probe(model: torch.nn.Module, task: TaskSpec, train: SplitArrays, vali
     where = torch.device(device)
     model = model.to(where)
     loss_fn = _loss_function(task)
-    x_train, x_valid = _Rows(train.x, where, config.memory_values), _Rows(valid.x, where, config.memory_values)
+    x_train, x_valid = DeviceRows(train.x, where, config.memory_values), DeviceRows(valid.x, where, config.memory_values)
     y_train, y_valid = torch.from_numpy(train.y).to(where), torch.from_numpy(valid.y).to(where)
     batch = min(config.batch_size, len(x_train))
     per_epoch = math.ceil(len(x_train) / batch)
@@ -655,7 +662,7 @@ def predict(model: torch.nn.Module, task: TaskSpec, x: np.ndarray, device: str =
             memory_values: int = ProbeConfig.memory_values) -> np.ndarray:
     """``(rows, labels)`` activations (softmax / sigmoid) of a trained probe, float32; a model whose
     ``returns_scores`` is true (the ridge read-out) gives its outputs as they are."""
-    rows = _Rows(x, torch.device(device), memory_values)
+    rows = DeviceRows(x, torch.device(device), memory_values)
     scores = bool(getattr(model, "returns_scores", False))
     with torch.no_grad():
         parts = [(model(xb) if scores else activation(task, model(xb))).float().cpu() for xb in rows.chunks(8192)]
@@ -749,6 +756,9 @@ def probe_task(task: TaskSpec, splits: Mapping[str, SplitArrays], probe: str = "
         raise HearGuraError(f"unknown fast probe {probe!r}; valid: {', '.join(PROBE_KINDS)}")
     if config.solver not in SOLVERS:
         raise HearGuraError(f"unknown solver {config.solver!r} for the linear probe; valid: {', '.join(SOLVERS)}")
+    if model_factory is not None and config.solver != "adam":
+        raise HearGuraError(f"a model_factory's model (learned layer weights) trains with the adam solver, not "
+                            f"{config.solver!r}; pass a ProbeConfig with solver='adam'")
     if probe == "knn" and task.embedding_type != "scene":
         raise HearGuraError("the kNN probe is for scene tasks; event tasks use the linear probe")
     missing = [s for s in task.split_names if s not in splits]
@@ -781,7 +791,7 @@ def probe_task(task: TaskSpec, splits: Mapping[str, SplitArrays], probe: str = "
                                                    penalty=readout.penalty))
                 models[name] = readout
                 continue
-            if probe == "linear" and config.solver == "lbfgs" and model_factory is None:
+            if probe == "linear" and config.solver == "lbfgs":
                 model, fit = fit_logistic(linear_model(train.x, len(task.labels), config.standardise,
                                                        config.rms_scale),
                                           _loss_function(task), train.x, train.y, valid.x, valid.y,

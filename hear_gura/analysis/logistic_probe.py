@@ -34,7 +34,7 @@ randomness (full batches, zero start): the seed changes nothing.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -78,29 +78,21 @@ def fit_logistic(model: torch.nn.Sequential, loss_fn: Callable[[torch.Tensor, to
         raise HearGuraError("the logistic probe needs training rows")
     if len(x_valid) == 0:
         raise HearGuraError("the logistic probe chooses its penalty on the validation split, which has no rows")
+    from hear_gura.analysis.fast_probe import DeviceRows  # here, not above: fast_probe imports this module
+
     where = torch.device(device)
     model = model.to(where)
     layer = model[-1]
-    def rows(x: np.ndarray) -> Any:
-        if x.size > memory_values:
-            return x
-        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(where)
-
-    def part_of(x: Any, start: int) -> torch.Tensor:
-        if isinstance(x, torch.Tensor):
-            return x[start:start + chunk]
-        return torch.from_numpy(np.ascontiguousarray(x[start:start + chunk], dtype=np.float32)).to(where)
-
-    xt, xv = rows(x_train), rows(x_valid)
+    xt, xv = DeviceRows(x_train, where, memory_values), DeviceRows(x_valid, where, memory_values)
     yt = torch.from_numpy(np.asarray(y_train, dtype=np.float32)).to(where)
     yv = torch.from_numpy(np.asarray(y_valid, dtype=np.float32)).to(where)
     evaluations = 0
 
-    def summed_loss(x: Any, y: torch.Tensor, backward: bool) -> torch.Tensor:
+    def summed_loss(x: DeviceRows, y: torch.Tensor, backward: bool) -> torch.Tensor:
         """The mean loss over all rows, chunk by chunk (gradients accumulated when ``backward``)."""
         total = torch.zeros((), device=where)
-        for i in range(0, len(x), chunk):
-            part = loss_fn(model(part_of(x, i)), y[i:i + chunk]) * (len(y[i:i + chunk]) / len(x))
+        for i, rows in zip(range(0, len(x), chunk), x.chunks(chunk)):
+            part = loss_fn(model(rows), y[i:i + chunk]) * (len(rows) / len(x))
             if backward:
                 part.backward()
             total = total + part.detach()
