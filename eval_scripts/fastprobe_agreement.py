@@ -11,7 +11,8 @@ by ``pitch_acc``; event: timestamp tasks):
   the family (what the issue asks; it also ranks tasks against each other);
 - ``spearman_per_task``: the correlation over variants within each task (needs 3+
   variants), and their mean;
-- ``speedup``: heareval's probe seconds / the fast probe's, per cell, with the
+- ``speedup``: heareval's probe seconds (of one run: a cell made with ``--seeds N``
+  records the sum of its N runs) / the fast probe's, per cell, with the
   family's median and minimum;
 - ``heareval_self``, when the cells ran heareval's probe with two or more seeds
   (``hear-gura evaluate --seeds N``): heareval against itself on the same
@@ -91,6 +92,18 @@ def fast_hparams(cell: Dict[str, Any]) -> Dict[str, Any]:
     return dict(((cell.get("identity") or {}).get("probe") or {}).get("hparams") or {})
 
 
+def run_seconds(cell: Dict[str, Any]) -> Optional[float]:
+    """Seconds of ONE probe run of a cell: its ``predict_seconds`` (the sum over its runs) over its run count.
+
+    A cell made with ``--seeds N`` ran heareval's probe N times; the fast probe runs once, so a speed-up per
+    cell divides one run's mean seconds, not the sum.
+    """
+    seconds = cell.get("predict_seconds")
+    if not seconds:
+        return None
+    return float(seconds) / max(1, len(cell.get("seeds") or [None]))
+
+
 def paired_cells(outs: Sequence[Path]) -> List[Dict[str, Any]]:
     """Every cell finished with both probes: variant, task, family, both scores and times."""
     pairs: Dict[Tuple[str, str], Dict[str, Any]] = {}
@@ -108,7 +121,7 @@ def paired_cells(outs: Sequence[Path]) -> List[Dict[str, Any]]:
             pairs[key] = {
                 "variant": hear["variant"], "task": hear["task"], "family": family(hear), "metric": hear["metric"],
                 "heareval": hear["score"], "fast": fast["score"],
-                "heareval_seconds": hear.get("predict_seconds"), "fast_seconds": fast.get("predict_seconds"),
+                "heareval_seconds": run_seconds(hear), "fast_seconds": fast.get("predict_seconds"),
                 "out": str(out), "embedding_dir": fast.get("embedding_dir"), "fast_seed": (fast.get("seeds") or [42])[0],
                 "fast_hparams": fast_hparams(fast),
             }

@@ -64,6 +64,11 @@ def test_fastprobe_agreement_pairs_cells_and_ranks_like_scipy(tmp_path):
     expected = spearmanr([0.5, 0.7, 0.6], [0.4, 0.6, 0.3]).statistic
     assert abs(summary["spearman_pooled"] - expected) < 1e-12 and summary["speedup_median"] == 25.0
     assert "heareval_self" not in summary  # one seed per cell: nothing to say about heareval against itself
+    # a cell made with --seeds 2 records the sum of its two runs: the speed-up divides one run's seconds
+    two_runs = tmp_path / "cells" / "x" / "kws-v1-full.json"
+    two_runs.write_text(json.dumps({**json.loads(two_runs.read_text()), "seeds": [42, 43], "predict_seconds": 300.0}))
+    by_variant = {p["variant"]: p for p in agreement.paired_cells([tmp_path])}
+    assert by_variant["x"]["heareval_seconds"] == 150.0 and by_variant["y"]["heareval_seconds"] == 100.0
 
 
 def test_fastprobe_agreement_measures_heareval_against_itself(tmp_path):
