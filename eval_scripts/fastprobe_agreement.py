@@ -23,11 +23,20 @@ by ``pitch_acc``; event: timestamp tasks):
   probe is measured against exactly the same references. ``spearman_pooled``
   stays the fast probe against the mean of all runs (the cell's score).
 
+The two cells of a pair must have scored the same embeddings: where both record
+an identity, their module, options, resolved config, members' checkpoint
+content and task content must agree (paths, versions and the probe may
+differ); pairs that do not are left out and listed (``excluded``).
+
 Run it after both probes have finished, e.g.::
 
     hear-gura evaluate --tasks-dir T --out R --ensembles A,B,C ...              # heareval's probe
     hear-gura evaluate --tasks-dir T --out R --ensembles A,B,C ... --probe fast # same embeddings
     python eval_scripts/fastprobe_agreement.py R [R2 ...] --json eval_scripts/fastprobe-agreement.json
+
+or, with heareval's cells committed elsewhere (the fast probe re-run on re-made embeddings)::
+
+    python eval_scripts/fastprobe_agreement.py FAST --heareval eval_scripts/results-real [...] --json ...
 
 Probe seconds are wall-clock times from the cells (``predict_seconds``); when the
 runs shared the machine with other work, say so with ``--note``. Cells written
@@ -104,20 +113,72 @@ def run_seconds(cell: Dict[str, Any]) -> Optional[float]:
     return float(seconds) / max(1, len(cell.get("seeds") or [None]))
 
 
-def paired_cells(outs: Sequence[Path]) -> List[Dict[str, Any]]:
-    """Every cell finished with both probes: variant, task, family, both scores and times."""
+def embedding_identity(cell: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """What a cell's embeddings were made from: the HEAR module, its options and resolved config, each member's
+    checkpoint content and the task's content (from ``identity``; None for a cell that records none).
+
+    Paths, versions and the probe are left out: two cells made on two machines, or with two probes, from the
+    same config, weights and task carry the same embedding identity.
+    """
+    identity = cell.get("identity")
+    if not identity:
+        return None
+    return {"module": identity.get("module"), "options": identity.get("options"), "config": identity.get("config"),
+            "members": {name: (member or {}).get("content") for name, member in (identity.get("members") or {}).items()},
+            "task": (identity.get("task") or {}).get("content")}
+
+
+def identity_difference(a: Optional[Dict[str, Any]], b: Optional[Dict[str, Any]]) -> List[str]:
+    """The keys (``config.members``, ``task``, ...) in which two embedding identities differ; [] if equal, or if
+    either is unknown (cells that record no identity are paired as before)."""
+    if a is None or b is None:
+        return []
+    out: List[str] = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += [f"{key}.{k}" for k in sorted(set(x) | set(y)) if x.get(k) != y.get(k)]
+        elif x != y:
+            out.append(key)
+    return out
+
+
+def _usable(cell: Dict[str, Any], metric: Optional[str] = None) -> bool:
+    return bool(cell.get("complete")) and cell.get("score") is not None and metric in (None, cell.get("metric"))
+
+
+def paired_cells(outs: Sequence[Path], excluded: Optional[List[Dict[str, Any]]] = None,
+                 heareval_outs: Sequence[Path] = ()) -> List[Dict[str, Any]]:
+    """Every cell finished with both probes: variant, task, family, both scores and times.
+
+    Each fast cell (``cells/<variant>/<task>.fastprobe.json`` of ``outs``) is paired with heareval's cell of the
+    same variant folder and task: the one beside it, or one in ``heareval_outs`` (committed result folders), the
+    one with the most heareval runs (the first found on a tie, the one beside it first).
+
+    A heareval cell and a fast cell are paired only if their embedding identities agree
+    (:func:`embedding_identity`): both probes then scored the same embeddings. Cells that disagree are left out
+    and, when ``excluded`` is given, appended to it with the keys that differ.
+    """
     pairs: Dict[Tuple[str, str], Dict[str, Any]] = {}
     for out in outs:
         for fast_file in sorted((out / "cells").glob("*/*.fastprobe.json")):
-            heareval_file = fast_file.with_name(fast_file.name.replace(".fastprobe.json", ".json"))
-            if not heareval_file.is_file():
+            fast = json.loads(fast_file.read_text())
+            if not _usable(fast):
                 continue
-            fast, hear = (json.loads(p.read_text()) for p in (fast_file, heareval_file))
-            if not (fast.get("complete") and hear.get("complete")) or fast["metric"] != hear["metric"]:
+            relative = fast_file.relative_to(out).with_name(fast_file.name.replace(".fastprobe.json", ".json"))
+            found = [(root, json.loads((root / relative).read_text())) for root in (out, *heareval_outs)
+                     if (root / relative).is_file()]
+            found = [(root, hear) for root, hear in found if _usable(hear, fast["metric"])]
+            if not found:
                 continue
-            if fast.get("score") is None or hear.get("score") is None:
-                continue
+            source, hear = max(found, key=lambda f: len(f[1].get("seeds") or [None]))
             key = (hear["variant"], hear["task"])
+            differ = identity_difference(embedding_identity(hear), embedding_identity(fast))
+            if differ:
+                if excluded is not None:
+                    excluded.append({"variant": hear["variant"], "task": hear["task"], "out": str(out),
+                                     "heareval_out": str(source), "differs_in": differ})
+                continue
             pairs[key] = {
                 "variant": hear["variant"], "task": hear["task"], "family": family(hear), "metric": hear["metric"],
                 "heareval": hear["score"], "fast": fast["score"],
@@ -125,6 +186,8 @@ def paired_cells(outs: Sequence[Path]) -> List[Dict[str, Any]]:
                 "out": str(out), "embedding_dir": fast.get("embedding_dir"), "fast_seed": (fast.get("seeds") or [42])[0],
                 "fast_hparams": fast_hparams(fast),
             }
+            if source != out:
+                pairs[key]["heareval_out"] = str(source)
             if len(hear.get("seed_scores") or []) >= 2:
                 pairs[key].update(heareval_seeds=hear["seeds"], heareval_seed_scores=hear["seed_scores"])
     return sorted(pairs.values(), key=lambda p: (p["family"], p["task"], p["variant"]))
@@ -281,15 +344,22 @@ def _rho(value: Optional[float]) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("outs", nargs="+", type=Path, help="hear-gura evaluate output folders")
+    parser.add_argument("--heareval", type=Path, nargs="*", default=[],
+                        help="more folders whose cells/ hold heareval's cells (committed results); for each fast "
+                             "cell, the heareval cell of the same variant and task with the most runs is paired")
     parser.add_argument("--json", type=Path, help="write the pairs and the summary here")
     parser.add_argument("--note", default="", help="how the machine was loaded while the probes ran")
     parser.add_argument("--rerun-fast", action="store_true",
                         help="re-time each pair's fast probe in this one process (its score must equal the cell's)")
     args = parser.parse_args(argv)
-    for out in args.outs:
+    for out in [*args.outs, *args.heareval]:
         if not (out / "cells").is_dir():
             sys.exit(f"{out}: not a hear-gura evaluate output folder (no cells/)")
-    pairs = paired_cells(args.outs)
+    excluded: List[Dict[str, Any]] = []
+    pairs = paired_cells(args.outs, excluded, args.heareval)
+    for e in excluded:
+        print(f"not paired: {e['variant']} on {e['task']} ({e['out']}): the two cells' embeddings differ in "
+              f"{', '.join(e['differs_in'])}")
     if not pairs:
         sys.exit("no cell was scored with both probes: run hear-gura evaluate with --probe fast on the same --out")
     imports = rerun_fast(pairs) if args.rerun_fast else None
@@ -320,7 +390,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                       f"seed {seed} {_rho(v['spearman_pooled'])}" for seed, v in h["fast_per_seed"].items()))
     if args.json:
         args.json.write_text(json.dumps({"note": args.note, "import_seconds": imports, "pairs": pairs,
-                                         "summary": summary}, indent=2) + "\n")
+                                         "excluded": excluded, "summary": summary}, indent=2) + "\n")
         print(f"wrote {args.json}")
 
 

@@ -152,18 +152,21 @@ def summarise(pairs: Sequence[Dict[str, Any]], kinds: Sequence[str]) -> Dict[str
                 "speedup_median": statistics.median(speedups) if speedups else None,
                 "speedup_min": min(speedups) if speedups else None,
             }
-            if all(len(p.get("heareval_seed_scores") or []) >= 2 for p in cells):
-                # against each heareval run alone, and against the mean of the other runs with each left out in
-                # turn (the references of fastprobe_agreement's heareval_self leave-one-out), beside their mean
-                # ("spearman_pooled")
-                runs = seed_runs(cells)
+            seeded = [p for p in cells if len(p.get("heareval_seed_scores") or []) >= 2]
+            if len(seeded) >= 3:
+                # over the cells heareval ran 2+ times (all of them, or a subset: "seeded_cells"), the runs every
+                # such cell has: against each heareval run alone, and against the mean of the other runs with
+                # each left out in turn (the references of fastprobe_agreement's heareval_self leave-one-out)
+                runs = seed_runs(seeded)
+                seeded_tasks = {t: [p for p in seeded if p["task"] == t] for t in sorted({p["task"] for p in seeded})}
+                per_family[fam]["seeded_cells"] = len(seeded)
                 per_family[fam]["spearman_pooled_per_seed"] = {
-                    str(seed): spearman(runs[i], kind_scores(cells))
-                    for i, seed in enumerate(cells[0]["heareval_seeds"][:len(runs)])}
-                per_family[fam]["spearman_pooled_leave_one_out"] = leave_one_out(runs, kind_scores(cells))
+                    str(seed): spearman(runs[i], kind_scores(seeded))
+                    for i, seed in enumerate(seeded[0]["heareval_seeds"][:len(runs)])}
+                per_family[fam]["spearman_pooled_leave_one_out"] = leave_one_out(runs, kind_scores(seeded))
                 per_family[fam]["spearman_per_task_leave_one_out"] = {
                     task: leave_one_out(seed_runs(rows)[:len(runs)], kind_scores(rows))["mean"]
-                    for task, rows in by_task.items()}
+                    for task, rows in seeded_tasks.items()}
         summary[name] = per_family
     return summary
 

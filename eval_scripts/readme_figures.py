@@ -977,8 +977,8 @@ def fastprobe_kinds(root: Path, name: str = "fastprobe-kinds.json", with_seeds: 
             + f". The kind each fast cell was made with ({own}) reproduced its committed score in {reproduced} of "
             f"{len(same)} cells on the re-made embeddings. Skipped (no embeddings here): "
             f"{', '.join(data['skipped']) or 'none'}. Speed-up: "
-            "heareval's `predict_seconds` of the cell (one process each, as the cells ran) over the kind's "
-            f"seconds in this script's process. Measured: {data['note']}."]
+            "heareval's seconds of one run of the cell (its `predict_seconds` over its runs; one process each, as "
+            f"the cells ran) over the kind's seconds in this script's process. Measured: {data['note']}."]
     if not with_seeds:
         return "\n".join(out) + "\n"
     seeds = [r for r in load_csv(root, f"{EVAL}/results-heareval-seeds/results.csv") if r["source"] == "measured"]
@@ -1141,6 +1141,64 @@ def fastprobe_logistic_default(root: Path) -> str:
             f"of the cell over the fast cell's (its logistic and kNN probes and the reading of its embeddings, in the "
             f"`evaluate` process); {below} of the {len(pairs)} cells are below {SPEED_TARGET:.0f}x this way. "
             f"Measured: {data['note']}.\n")
+
+
+def fastprobe_families(root: Path) -> str:
+    """The logistic default against heareval on the pitch and event families (eval_scripts/fastprobe-families-plan.md):
+    the kinds on the same embeddings (fastprobe_kinds.py), the plan's reading per family, the speed-ups by both
+    measures, and heareval against itself where it ran 2+ seeds (fastprobe_agreement.py)."""
+    kinds_name, agreement_name = "fastprobe-kinds-families.json", "fastprobe-agreement-families.json"
+    kinds = load_json(root, f"{EVAL}/{kinds_name}")
+    agreement = load_json(root, f"{EVAL}/{agreement_name}")
+    out = [fastprobe_kinds(root, kinds_name, with_seeds=False)]
+    logistic = {(p["variant"], p["task"]): p["kinds"]["logistic"] for p in kinds["pairs"] if "logistic" in p["kinds"]}
+    missing = [(p["variant"], p["task"]) for p in agreement["pairs"] if (p["variant"], p["task"]) not in logistic]
+    if missing:
+        raise FiguresError(f"{kinds_name} lacks the logistic kind on the cells {missing}")
+    equal = sum(p["fast"] == logistic[(p["variant"], p["task"])]["score"] for p in agreement["pairs"])
+
+    def rho(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.2f}"
+
+    def speed(ratios: list[float]) -> str:
+        below = sum(r < SPEED_TARGET for r in ratios)
+        return (f"median {times(statistics.median(ratios))}, slowest {times(min(ratios))}, "
+                f"{below} of {len(ratios)} below {SPEED_TARGET:.0f}x")
+
+    for fam in ("pitch", "event"):
+        s = kinds["summary"]["logistic"].get(fam)
+        if not s:
+            continue
+        rows = [p for p in agreement["pairs"] if p["family"] == fam]
+        by_kind = [p["heareval_seconds"] / logistic[(p["variant"], p["task"])]["seconds"] for p in rows]
+        by_evaluate = [p["heareval_seconds"] / p["fast_seconds"] for p in rows]
+        per_task = ", ".join(f"{t.split('-v1')[0]} {rho(v)}" for t, v in s["spearman_per_task"].items())
+        agrees = s["spearman_pooled"] is not None and s["spearman_pooled"] >= SCENE_TARGET
+        reading = ("at least 0.9: on these cells it ranks the family's variants as heareval does" if agrees else
+                   "below 0.9: on these cells the fast probe does not rank the family's variants as heareval does, "
+                   "and heareval's probe should decide there")
+        out.append(f"**{fam.capitalize()}** ({s['cells']} cells; within each task: {per_task}): `logistic` pooled "
+                   f"{rho(s['spearman_pooled'])}, {reading}. Speed-up per cell against one heareval run: "
+                   f"{speed(by_kind)} (`fastprobe_kinds.py`'s seconds, the plan's measure); {speed(by_evaluate)} "
+                   "as `evaluate` ran it (reading included).\n")
+        itself = agreement["summary"][fam].get("heareval_self")
+        if itself and itself["cells"] >= 3:
+            loo = {name: f[fam]["spearman_pooled_leave_one_out"]["mean"] for name, f in kinds["summary"].items()
+                   if "spearman_pooled_leave_one_out" in f.get(fam, {})}
+            pair = itself["pairs"][0]
+            out.append(f"heareval against itself on the {itself['cells']} {fam} cells it ran at least twice "
+                       f"(seeds {', '.join(map(str, itself['seeds']))}, same embeddings): run against run "
+                       f"{rho(pair['spearman_pooled'])}, largest change of one cell's score "
+                       f"{pair['max_abs_score_difference']:.3f}; each run against the mean of the others "
+                       f"{rho(itself['leave_one_out']['heareval']['mean'])}, and each kind against the same "
+                       "references: " + ", ".join(f"`{k}` {rho(v)}" for k, v in loo.items()) + ".\n")
+    excluded = agreement.get("excluded") or []
+    out.append(f"The default as `evaluate --probe fast` ran it gave the `logistic` kind's score in {equal} of "
+               f"{len(agreement['pairs'])} cells. Not paired (the two cells' embeddings differ): "
+               + (", ".join(f"{e['variant']} on {e['task'].split('-v1')[0]} ({', '.join(e['differs_in'])})"
+                            for e in excluded) or "none")
+               + f". heareval's seconds: one run of the committed cell. Measured: {agreement['note']}.\n")
+    return "\n".join(out)
 
 
 def sweep_seeds(root: Path, kind_pairs: list[dict], kinds: list[str]) -> str:
@@ -1405,6 +1463,7 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "fastprobe-sweep": fastprobe_sweep,
     "fastprobe-logistic": fastprobe_logistic,
     "fastprobe-logistic-default": fastprobe_logistic_default,
+    "fastprobe-families": fastprobe_families,
     "heareval-default-cost": heareval_default_cost,
 }
 """Block name -> renderer (the files each reads are named in it)."""

@@ -69,6 +69,29 @@ def test_fastprobe_agreement_pairs_cells_and_ranks_like_scipy(tmp_path):
     two_runs.write_text(json.dumps({**json.loads(two_runs.read_text()), "seeds": [42, 43], "predict_seconds": 300.0}))
     by_variant = {p["variant"]: p for p in agreement.paired_cells([tmp_path])}
     assert by_variant["x"]["heareval_seconds"] == 150.0 and by_variant["y"]["heareval_seconds"] == 100.0
+    # cells of two machines and two probes pair when they embedded the same thing, not when the task differs
+    identity = {"module": "hear_gura.m", "options": {}, "config": {"layers": "last"}, "task": {"content": "aa"},
+                "members": {"m": {"content": "c1", "path": "/here/m.pt"}}, "versions": {"torch": "2.11.0"}}
+    elsewhere = {**identity, "members": {"m": {"content": "c1", "path": "/there/m.pt"}}, "versions": {"torch": "2.9"},
+                 "probe": {"kind": "heareval"}}
+    for variant, hear_identity in (("y", elsewhere), ("z", {**elsewhere, "task": {"content": "bb"}})):
+        for name, ident in (("kws-v1-full.json", hear_identity), ("kws-v1-full.fastprobe.json", identity)):
+            cell = tmp_path / "cells" / variant / name
+            cell.write_text(json.dumps({**json.loads(cell.read_text()), "identity": ident}))
+    excluded = []
+    assert sorted(p["variant"] for p in agreement.paired_cells([tmp_path], excluded)) == ["x", "y"]
+    assert [(e["variant"], e["differs_in"]) for e in excluded] == [("z", ["task"])]
+    # heareval's cells in other (committed) folders: the one with the most runs is paired
+    fast_only, once, twice = (tmp_path / name for name in ("fast_only", "once", "twice"))
+    for root, hear in ((fast_only, None), (once, {"score": 0.1}), (twice, {"score": 0.2, "seeds": [42, 43]})):
+        (root / "cells" / "x").mkdir(parents=True)
+        x = json.loads((tmp_path / "cells" / "x" / "kws-v1-full.json").read_text())
+        name = "kws-v1-full.fastprobe.json" if hear is None else "kws-v1-full.json"
+        (root / "cells" / "x" / name).write_text(json.dumps({**x, "seeds": [42], **(hear or {})}))
+    for order in ([once, twice], [twice, once]):
+        (pair,) = agreement.paired_cells([fast_only], heareval_outs=order)
+        assert pair["heareval"] == 0.2 and pair["heareval_out"] == str(twice) and pair["heareval_seconds"] == 150.0
+    assert agreement.paired_cells([fast_only]) == []  # no heareval cell beside it, none given elsewhere
 
 
 def test_fastprobe_agreement_measures_heareval_against_itself(tmp_path):
@@ -139,6 +162,15 @@ def test_fastprobe_kinds_scores_each_kind_against_every_heareval_run():
     assert np.allclose(scene["spearman_pooled_leave_one_out"]["per_run"], expected, atol=1e-12)
     assert abs(scene["spearman_per_task_leave_one_out"]["kws-v1-full"] - np.mean(expected)) < 1e-12  # one task
     assert abs(scene["spearman_pooled"] - spearmanr(heareval.mean(axis=1), kind).statistic) < 1e-12
+    assert scene["seeded_cells"] == 5
+    # a cell heareval ran once joins the pooled figure but not the run-by-run ones, which stay over the others
+    single = {"variant": "v5", "task": "kws-v1-full", "family": "scene", "heareval": 0.9, "heareval_seconds": 10.0,
+              "kinds": {"mlp": {"score": 0.05, "seconds": 1.0}}}
+    mixed = kinds.summarise(pairs + [single], ["mlp"])["mlp"]["scene"]
+    assert mixed["cells"] == 6 and mixed["seeded_cells"] == 5
+    assert mixed["spearman_pooled_leave_one_out"] == scene["spearman_pooled_leave_one_out"]
+    assert mixed["spearman_pooled"] != scene["spearman_pooled"]
+    assert "seeded_cells" not in kinds.summarise(pairs[:2] + [single], ["mlp"])["mlp"]["scene"]  # 2 seeded: too few
 
 
 def test_heareval_default_cost_refuses_cells_it_cannot_measure_before_running_anything(tmp_path):
