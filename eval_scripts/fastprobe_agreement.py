@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -82,11 +83,24 @@ def ranks(values: Sequence[float]) -> List[float]:
     return out
 
 
+def rank_value(score: float) -> float:
+    """A score as it ranks: an undefined one (NaN: an event onset F-measure where the probe predicted no onset at
+    all) counts as 0, no onset found. Every primary metric ranked here is higher-is-better (accuracy, mAP,
+    F-measure)."""
+    return 0.0 if math.isnan(score) else score
+
+
+def same_score(a: float, b: float) -> bool:
+    """Two runs gave the same score: equal, or both undefined (NaN, which is not equal to itself)."""
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
 def spearman(a: Sequence[float], b: Sequence[float]) -> Optional[float]:
-    """Spearman's rho (Pearson's r of the average ranks); None with fewer than 3 pairs or no spread."""
+    """Spearman's rho (Pearson's r of the average ranks, each score as :func:`rank_value` ranks it); None with
+    fewer than 3 pairs or no spread."""
     if len(a) != len(b) or len(a) < 3:
         return None
-    ra, rb = ranks(a), ranks(b)
+    ra, rb = ranks([rank_value(x) for x in a]), ranks([rank_value(y) for y in b])
     ma, mb = statistics.fmean(ra), statistics.fmean(rb)
     cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
     va = sum((x - ma) ** 2 for x in ra)

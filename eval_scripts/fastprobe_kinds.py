@@ -47,7 +47,10 @@ missing are skipped and listed.
         --embeddings /work/results_real /work/results_real_scene --json eval_scripts/fastprobe-kinds.json
 
 Families (``--families``) or tasks (``--tasks``) scored in separate runs (one per core) join with
-``--merge``; ``--families none --merge A B C`` only merges. The output records every run's command under ``commands``.
+``--merge``; ``--families none --merge A B C`` only merges (``--variants`` splits one task's cells). The output
+records every run's command under ``commands``. ``--cell-kinds K`` takes kind K's score and seconds from each pair's
+fast cell instead of running K again (the cells must have been made with K; such entries say ``from_cell``: their
+seconds are evaluate's, reading included).
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fastprobe_agreement import FAMILIES, leave_one_out, seed_runs, spearman  # noqa: E402
+from fastprobe_agreement import FAMILIES, leave_one_out, same_score, seed_runs, spearman  # noqa: E402
 
 #: name -> (probe kind, ProbeConfig overrides); fixed before scoring. Each kind names what it differs in, so
 #: a change of ProbeConfig's defaults does not change a kind.
@@ -148,7 +151,8 @@ def summarise(pairs: Sequence[Dict[str, Any]], kinds: Sequence[str]) -> Dict[str
                 "spearman_pooled": spearman([p["heareval"] for p in cells], kind_scores(cells)),
                 "spearman_per_task": per_task,
                 "spearman_per_task_mean": statistics.fmean(defined) if defined else None,
-                "seconds_median": statistics.median(p["kinds"][name]["seconds"] for p in cells),
+                "seconds_median": statistics.median(seconds) if (seconds := [
+                    p["kinds"][name]["seconds"] for p in cells if p["kinds"][name]["seconds"] is not None]) else None,
                 "speedup_median": statistics.median(speedups) if speedups else None,
                 "speedup_min": min(speedups) if speedups else None,
             }
@@ -180,6 +184,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--tasks", default="",
                         help="comma-separated task names (kws) or folders (kws-v1-full) to score (default: every "
                              "task of the families), so one family's cells can be split over runs and --merge'd")
+    parser.add_argument("--cell-kinds", default="",
+                        help="comma-separated kinds of --kinds NOT re-run: each pair's score and seconds are its fast "
+                             "cell's, as evaluate --probe fast ran it (reading included); only for cells made with "
+                             "that kind (reproducing_kind), to spare a second run of a slow kind")
+    parser.add_argument("--variants", default="",
+                        help="comma-separated variant labels to score (default: all), to split one task's cells "
+                             "over runs and --merge them")
     parser.add_argument("--json", type=Path, help="write the pairs and the summary here")
     parser.add_argument("--note", default="", help="how the machine was loaded while this ran")
     parser.add_argument("--merge", type=Path, nargs="*", default=[],
@@ -192,6 +203,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         sys.exit(f"unknown kind(s) {', '.join(unknown)}; valid: {', '.join(KINDS)}")
     families = set(args.families.split(","))
     tasks = {t for t in args.tasks.split(",") if t}
+    variants = {v for v in args.variants.split(",") if v}
+    from_cells = [k for k in args.cell_kinds.split(",") if k]
+    if set(from_cells) - set(kinds):
+        sys.exit(f"--cell-kinds {', '.join(sorted(set(from_cells) - set(kinds)))} not in --kinds")
     try:
         agreement = json.loads(args.agreement.read_text())
         earlier = [json.loads(path.read_text()) for path in args.merge]
@@ -202,29 +217,40 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if unknown_tasks:
         sys.exit(f"no pair of {args.agreement} is on task(s) {', '.join(unknown_tasks)}; "
                  f"its tasks: {', '.join(sorted(known))}")
+    unknown_variants = sorted(variants - {p["variant"] for p in agreement["pairs"]})
+    if unknown_variants:
+        sys.exit(f"no pair of {args.agreement} has the variant(s) {', '.join(unknown_variants)}")
     for path, run in zip(args.merge, earlier):
-        missing = [k for k in kinds if k not in run.get("kinds", {})]
+        only_events = all(p["family"] == "event" for p in run.get("pairs", []))  # no kNN probe for event tasks
+        missing = [k for k in kinds if k not in run.get("kinds", {}) and not (only_events and KINDS[k][0] == "knn")]
         if missing:
             sys.exit(f"{path} did not score kind(s) {', '.join(missing)}; merge runs made with the same --kinds")
     pairs: List[Dict[str, Any]] = []
     skipped: List[str] = []
     for p in agreement["pairs"]:
-        if p["family"] not in families or (tasks and not tasks & {p["task"], task_name(p["task"])}):
+        if p["family"] not in families or (tasks and not tasks & {p["task"], task_name(p["task"])}) or (
+                variants and p["variant"] not in variants):
             continue
         folder = find_embeddings(args.embeddings, p["variant"], p["task"], p.get("embedding_dir"))
         if folder is None:
             skipped.append(f"{p['variant']} x {p['task']}")
             continue
         print(f"{p['family']:6s} {p['task']:30s} {p['variant']:32s}", end=" ", flush=True)
-        scored = score_kinds(folder, p.get("fast_seed", 42), kinds)
+        wrong = [k for k in from_cells if reproducing_kind(p) != k]
+        if wrong:
+            sys.exit(f"{p['variant']} x {p['task']}: its fast cell was made with {reproducing_kind(p)}, not "
+                     f"{', '.join(wrong)}: it cannot stand for that kind (--cell-kinds)")
+        scored = score_kinds(folder, p.get("fast_seed", 42), [k for k in kinds if k not in from_cells])
+        scored.update({k: {"score": p["fast"], "seconds": p.get("fast_seconds"), "from_cell": True} for k in from_cells})
+        scored = {k: scored[k] for k in kinds if k in scored}
         entry = {k: p[k] for k in ("variant", "task", "family", "metric", "heareval", "heareval_seconds", "fast")}
         if "heareval_seed_scores" in p:  # heareval ran 2+ seeds: "heareval" is their mean
             entry.update(heareval_seeds=p["heareval_seeds"], heareval_seed_scores=p["heareval_seed_scores"])
         entry.update(embedding_dir=str(folder), kinds=scored)
         same = reproducing_kind(p)
-        if same in scored:  # the cell's own probe again, on the re-made embeddings
+        if same in scored and same not in from_cells:  # the cell's own probe again, on the re-made embeddings
             entry["reproducing_kind"] = same
-            entry["linear_reproduces"] = scored[same]["score"] == p["fast"]
+            entry["linear_reproduces"] = same_score(scored[same]["score"], p["fast"])
         pairs.append(entry)
         print(f"heareval {p['heareval']:.3f} " + " ".join(f"{k} {v['score']:.3f}" for k, v in scored.items())
               + ("" if entry.get("linear_reproduces", True) else f"  ({same} differs from the committed fast score)"),
@@ -248,7 +274,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             pooled = "n/a" if s["spearman_pooled"] is None else f"{s['spearman_pooled']:.3f}"
             mean = "n/a" if s["spearman_per_task_mean"] is None else f"{s['spearman_per_task_mean']:.3f}"
             print(f"{name:10s} {fam:6s} {s['cells']:2d} cells  Spearman pooled {pooled}  per task {mean}  "
-                  f"median {s['seconds_median']:.1f} s")
+                  + ("" if s["seconds_median"] is None else f"median {s['seconds_median']:.1f} s"))
     if args.json:
         import torch
 

@@ -48,6 +48,10 @@ def test_fastprobe_agreement_pairs_cells_and_ranks_like_scipy(tmp_path):
     a, b = [0.3, 0.1, 0.1, 0.9, 0.5, 0.2], [0.2, 0.15, 0.3, 0.8, 0.8, 0.1]
     assert abs(agreement.spearman(a, b) - spearmanr(a, b).statistic) < 1e-12
     assert agreement.spearman([1, 2], [2, 1]) is None and agreement.spearman([1, 1, 1], [1, 2, 3]) is None
+    # an undefined F-measure (no onset predicted) ranks as 0: tied with a 0, below every score found
+    nan = float("nan")
+    assert agreement.spearman([nan, 0.0, 0.2, 0.1], [0.1, 0.1, 0.9, 0.5]) == agreement.spearman([0, 0, 0.2, 0.1],
+                                                                                             [0.1, 0.1, 0.9, 0.5])
     scores = {"x": (0.5, 0.4), "y": (0.7, 0.6), "z": (0.6, 0.3), "w": (0.2, 0.1)}
     for variant, (hear, fast) in scores.items():
         cells = tmp_path / "cells" / variant
