@@ -47,7 +47,8 @@ missing are skipped and listed.
         --embeddings /work/results_real /work/results_real_scene --json eval_scripts/fastprobe-kinds.json
 
 Families (``--families``) or tasks (``--tasks``) scored in separate runs (one per core) join with
-``--merge``; ``--families none --merge A B C`` only merges (``--variants`` splits one task's cells). The output
+``--merge``; ``--families none --merge A B C`` only merges (``--variants`` splits one task's cells); runs that scored
+different kinds of the same embeddings join them (the first run's entry of a kind wins). The output
 records every run's command under ``commands``. ``--cell-kinds K`` takes kind K's score and seconds from each pair's
 fast cell instead of running K again (the cells must have been made with K; such entries say ``from_cell``: their
 seconds are evaluate's, reading included).
@@ -196,6 +197,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--merge", type=Path, nargs="*", default=[],
                         help="earlier --json outputs whose pairs join this run's (a pair scored now replaces its "
                              "earlier entry), so families scored in separate runs share one summary")
+    parser.add_argument("--partial-merge", action="store_true",
+                        help="accept --merge runs that did not score every kind of --kinds: each kind's summary "
+                             "covers the cells that have it, and the output lists the cells each kind lacks "
+                             "(not_scored)")
     args = parser.parse_args(argv)
     kinds = [k for k in args.kinds.split(",") if k]
     unknown = [k for k in kinds if k not in KINDS]
@@ -223,8 +228,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     for path, run in zip(args.merge, earlier):
         only_events = all(p["family"] == "event" for p in run.get("pairs", []))  # no kNN probe for event tasks
         missing = [k for k in kinds if k not in run.get("kinds", {}) and not (only_events and KINDS[k][0] == "knn")]
-        if missing:
-            sys.exit(f"{path} did not score kind(s) {', '.join(missing)}; merge runs made with the same --kinds")
+        if missing and not args.partial_merge:
+            sys.exit(f"{path} did not score kind(s) {', '.join(missing)}; merge runs made with the same --kinds "
+                     "(or say --partial-merge)")
     pairs: List[Dict[str, Any]] = []
     skipped: List[str] = []
     for p in agreement["pairs"]:
@@ -256,11 +262,19 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
               + ("" if entry.get("linear_reproduces", True) else f"  ({same} differs from the committed fast score)"),
               flush=True)
     scored_now = {(p["variant"], p["task"]) for p in pairs}
-    for run in earlier:
+    base = {(p["variant"], p["task"]): p for p in pairs}
+    for run in earlier:  # this run's entry of a cell first, then the merged runs' in order
         for p in run["pairs"]:
-            if (p["variant"], p["task"]) not in scored_now:
-                pairs.append(p)
-                scored_now.add((p["variant"], p["task"]))
+            key = (p["variant"], p["task"])
+            if key not in base:
+                base[key] = {**p, "kinds": dict(p["kinds"])}
+                pairs.append(base[key])
+            elif p.get("embedding_dir") == base[key].get("embedding_dir"):
+                # the same embeddings scored by another run: the kinds the first entry lacks join it
+                base[key]["kinds"].update({k: v for k, v in p["kinds"].items() if k not in base[key]["kinds"]})
+                for field in ("reproducing_kind", "linear_reproduces"):
+                    if field in p and field not in base[key]:
+                        base[key][field] = p[field]
     skipped = sorted({s for s in skipped + [s for run in earlier for s in run.get("skipped", [])]
                       if tuple(s.split(" x ")) not in scored_now})
     notes = list(dict.fromkeys([args.note] + [run.get("note", "") for run in earlier]))  # each once, in order
@@ -268,6 +282,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     commands = [c for run in earlier for c in run.get("commands", [])] + [command]
     if skipped:
         print(f"skipped (no embeddings): {'; '.join(skipped)}")
+    not_scored = {k: [f"{p['variant']} x {p['task']}" for p in pairs if k not in p["kinds"]
+                      and not (p["family"] == "event" and KINDS[k][0] == "knn")] for k in kinds}
+    not_scored = {k: cells for k, cells in not_scored.items() if cells}
+    for name, cells in not_scored.items():
+        print(f"{name} not scored on {len(cells)} cell(s): {'; '.join(cells)}")
     summary = summarise(pairs, kinds)
     for name, fams in summary.items():
         for fam, s in fams.items():
@@ -282,7 +301,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             "note": " | ".join(n for n in notes if n), "kinds": {k: {"probe": KINDS[k][0], "overrides": KINDS[k][1]} for k in kinds},
             "machine": {"cpu_threads": torch.get_num_threads(), "python": platform.python_version(),
                         "torch": torch.__version__},
-            "commands": commands, "skipped": skipped, "pairs": pairs, "summary": summary}, indent=2) + "\n")
+            "commands": commands, "skipped": skipped, "not_scored": not_scored, "pairs": pairs,
+            "summary": summary}, indent=2) + "\n")
         print(f"wrote {args.json}")
 
 

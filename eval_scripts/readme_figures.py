@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fastprobe_agreement import spearman  # noqa: E402  (the one Spearman of the figures)
+from fastprobe_agreement import same_score, spearman  # noqa: E402  (the one Spearman of the figures)
 from bench import dtype_suffix  # noqa: E402  (the keys bench.py writes)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -948,34 +948,41 @@ def fastprobe_agreement(root: Path, name: str = "fastprobe-agreement.json") -> s
     return "\n".join(out) + "\n"
 
 
-def fastprobe_kinds(root: Path, name: str = "fastprobe-kinds.json", with_seeds: bool = True) -> str:
+def fastprobe_kinds(root: Path, name: str = "fastprobe-kinds.json", with_seeds: bool = True,
+                    only: tuple[str, ...] = ("scene", "pitch", "event")) -> str:
     """Each fast-probe kind's rank agreement with heareval per family, on the same embeddings (fastprobe_kinds.py);
-    ``with_seeds``: and heareval's agreement with itself (results-heareval-seeds)."""
+    ``with_seeds``: and heareval's agreement with itself (results-heareval-seeds); ``only``: the families shown."""
     data = load_json(root, f"{EVAL}/{name}")
-    families = [f for f in ("scene", "pitch", "event") if any(f in fams for fams in data["summary"].values())]
+    families = [f for f in only if any(f in fams for fams in data["summary"].values())]
 
-    def cell(s: dict | None) -> str:
+    def cell(s: dict | None, cells_of_family: int) -> str:
         if not s:
             return "n/a"
         pooled = "n/a" if s["spearman_pooled"] is None else f"{s['spearman_pooled']:.2f}"
+        if s["cells"] != cells_of_family:
+            pooled += f" [{s['cells']} cells]"
         per_task = " / ".join("n/a" if v is None else f"{v:.2f}" for v in s["spearman_per_task"].values())
         speedup = "" if s["speedup_median"] is None else f", {s['speedup_median']:.0f}x"
         return f"{pooled} ({per_task}); {s['seconds_median']:.1f} s{speedup}"
 
-    first = {f: next(fams[f] for fams in data["summary"].values() if f in fams) for f in families}
+    first = {f: max((fams[f] for fams in data["summary"].values() if f in fams), key=lambda s: s["cells"])
+             for f in families}
     cells = {f: first[f]["cells"] for f in families}
     tasks = {f: ", ".join(t.split("-v1")[0] for t in first[f]["spearman_per_task"]) for f in families}
     out = ["| fast probe | " + " | ".join(f"{f}: Spearman all pairs ({tasks[f].replace(', ', ' / ')}); "
                                           "median seconds, speed-up" for f in families)
            + " |", "|---|" + "---|" * len(families)]
     for name, fams in data["summary"].items():
-        out.append(f"| `{name}` | " + " | ".join(cell(fams.get(f)) for f in families) + " |")
-    same = [p for p in data["pairs"] if "linear_reproduces" in p]
-    reproduced = sum(p["linear_reproduces"] for p in same)
+        if any(f in fams for f in families):
+            out.append(f"| `{name}` | " + " | ".join(cell(fams.get(f), cells[f]) for f in families) + " |")
+    same = [p for p in data["pairs"] if "linear_reproduces" in p and p["family"] in families]
+    # from the recorded scores (an undefined score, NaN, reproduces as NaN; runs before same_score said it differed)
+    reproduced = sum(same_score(p["kinds"][p.get("reproducing_kind", "linear")]["score"], p["fast"]) for p in same)
     own = " or ".join(f"`{k}`" for k in sorted({p.get("reproducing_kind", "linear") for p in same})) or "`linear`"
+    again = (f" The kind each fast cell was made with ({own}) reproduced its committed score in {reproduced} of "
+             f"{len(same)} cells on the re-made embeddings." if same else "")
     out += ["", "Cells: " + "; ".join(f"{f} {cells[f]} ({tasks[f]})" for f in families)
-            + f". The kind each fast cell was made with ({own}) reproduced its committed score in {reproduced} of "
-            f"{len(same)} cells on the re-made embeddings. Skipped (no embeddings here): "
+            + f".{again} Skipped (no embeddings here): "
             f"{', '.join(data['skipped']) or 'none'}. Speed-up: "
             "heareval's seconds of one run of the cell (its `predict_seconds` over its runs; one process each, as "
             f"the cells ran) over the kind's seconds in this script's process. Measured: {data['note']}."]
@@ -1143,61 +1150,201 @@ def fastprobe_logistic_default(root: Path) -> str:
             f"Measured: {data['note']}.\n")
 
 
-def fastprobe_families(root: Path) -> str:
-    """The logistic default against heareval on the pitch and event families (eval_scripts/fastprobe-families-plan.md):
-    the kinds on the same embeddings (fastprobe_kinds.py), the plan's reading per family, the speed-ups by both
-    measures, and heareval against itself where it ran 2+ seeds (fastprobe_agreement.py)."""
-    kinds_name, agreement_name = "fastprobe-kinds-families.json", "fastprobe-agreement-families.json"
+#: eval_scripts/fastprobe-families-plan.md's addendum: the kinds that may probe event tasks.
+EVENT_CANDIDATES = ("logistic", "linear", "linear_raw")
+
+
+def best_possible_spearman(reference: list[float], scores: list[float | None]) -> float | None:
+    """The highest Spearman with ``reference`` that ``scores`` can reach whatever its missing entries (None) are.
+
+    Spearman depends on ranks only, so each missing score is tried at every place it can take among the known
+    ones (tied with one, or strictly between two, below all or above all) and, inside one gap, tied with or
+    strictly above the missing score before it; missing scores are placed in ``reference``'s order, which for a
+    given set of places maximises the covariance of ranks (the rearrangement inequality). Exhaustive over those
+    placements: the bound is exact.
+    """
+    from fastprobe_agreement import rank_value
+
+    known = sorted({rank_value(x) for x in scores if x is not None})
+    if not known:
+        return 1.0
+    bounds = [known[0] - 1.0] + known + [known[-1] + 1.0]
+    levels: list[tuple[str, float, float]] = []  # (kind, lower, upper)
+    for i in range(len(known) + 1):
+        levels.append(("gap", bounds[i], bounds[i + 1]))
+        if i < len(known):
+            levels.append(("at", known[i], known[i]))
+    missing = sorted((i for i, x in enumerate(scores) if x is None), key=lambda i: reference[i])
+    filled = [rank_value(x) if x is not None else 0.0 for x in scores]
+    best: list[float] = []
+
+    def place(k: int, level: int, previous: float | None) -> None:
+        if k == len(missing):
+            rho = spearman(reference, filled)
+            best.append(-1.0 if rho is None else rho)
+            return
+        for lv in range(level, len(levels)):
+            kind, lower, upper = levels[lv]
+            step = (upper - lower) / (2 * len(missing) + 2)
+            if kind == "at":
+                options = [lower]
+            elif lv == level and previous is not None:  # a second missing score in the same gap
+                options = [previous, previous + step]
+            else:
+                options = [lower + step]
+            for value in options:
+                filled[missing[k]] = value
+                place(k + 1, lv, value)
+
+    place(0, 0, None)
+    return max(best)
+
+
+def event_verdict(kinds: dict) -> dict:
+    """The families plan's event rule, applied to fastprobe_kinds.py's output (its ``pairs`` and ``summary``).
+
+    A candidate of :data:`EVENT_CANDIDATES` is eligible if its primary score is 0 or undefined (NaN: no onset
+    predicted) on at most half of the event cells; the eligible one of highest pooled Spearman (ties: lower median
+    seconds) probes event tasks; none eligible: ``logistic`` stays (``default`` None). A kind not scored on every
+    cell counts the cells it was scored on (``scored``): it is ruled out if its no-onset cells already pass half of
+    ALL the cells; otherwise it cannot be chosen, and the verdict stands only if even its best possible pooled
+    Spearman over all the cells, whatever it scores on the missing ones (:func:`best_possible_spearman`), stays
+    below the chosen kind's (``undecided`` lists those for which it does not: then ``default`` is None).
+    """
+    cells = [p for p in kinds["pairs"] if p["family"] == "event"]
+    scored = {k: [p["kinds"][k]["score"] for p in cells if k in p["kinds"]] for k in EVENT_CANDIDATES}
+    found_none = {k: sum(not (score > 0) for score in scores) for k, scores in scored.items()}  # NaN: not > 0
+    ruled_out = [k for k in EVENT_CANDIDATES if found_none[k] > len(cells) / 2]
+    eligible = [k for k in EVENT_CANDIDATES if len(scored[k]) == len(cells) and k not in ruled_out]
+    summary = {k: kinds["summary"][k]["event"] for k in EVENT_CANDIDATES}
+    ranked = sorted(eligible, key=lambda k: (-(summary[k]["spearman_pooled"] if summary[k]["spearman_pooled"]
+                                               is not None else -2.0), summary[k]["seconds_median"]))
+    default = ranked[0] if ranked else None
+    reference = [p["heareval"] for p in cells]
+    best_possible = {k: best_possible_spearman(reference, [p["kinds"][k]["score"] if k in p["kinds"] else None
+                                                           for p in cells])
+                     for k in EVENT_CANDIDATES if len(scored[k]) < len(cells) and k not in ruled_out}
+    chosen = summary[default]["spearman_pooled"] if default else None
+    undecided = [k for k, bound in best_possible.items() if chosen is None or bound >= chosen]
+    return {"cells": len(cells), "no_onset": found_none, "scored": {k: len(v) for k, v in scored.items()},
+            "eligible": eligible, "best_possible": best_possible, "undecided": undecided,
+            "default": None if undecided else default}
+
+
+#: Where the pitch family's files of the fourth test come from (README block fastprobe-families-pitch).
+PITCH_FAMILY_PROVENANCE = (
+    "These pitch figures come from the first attempt at this test (2026-12-03): its fast cells, and the embeddings "
+    "they were scored on, were lost with that machine before they could be committed, and the event cells were "
+    "made again (the block above); what survived are the two files this block reads, written by "
+    "`fastprobe_agreement.py` (its note there, `test`, was the placeholder of an intermediate run) and "
+    "`fastprobe_kinds.py` (the commands it ran, with the machine's load, are in its `commands`). Their event pairs "
+    "are that attempt's and are not used here.")
+
+
+def fastprobe_families(root: Path, family: str = "event", kinds_name: str = "fastprobe-kinds-families.json",
+                       agreement_name: str = "fastprobe-agreement-families.json", provenance: str = "",
+                       earlier_name: str = "fastprobe-kinds-families-pitch.json") -> str:
+    """The logistic default against heareval on one family, pitch or event (eval_scripts/fastprobe-families-plan.md):
+    the kinds on the same embeddings (fastprobe_kinds.py), the plan's reading, the speed-ups, heareval against
+    itself where it ran 2+ seeds (fastprobe_agreement.py) and, for event, the addendum's rule and the reading of
+    the kind it picks. Only ``family``'s pairs of the two files count; ``provenance``: a sentence on where the files
+    come from (replaces the agreement file's note); ``earlier_name``: a kinds file of an earlier attempt whose
+    scores of the same cells and kinds are compared ("" for none)."""
+    from fastprobe_kinds import reproducing_kind
+
     kinds = load_json(root, f"{EVAL}/{kinds_name}")
     agreement = load_json(root, f"{EVAL}/{agreement_name}")
-    out = [fastprobe_kinds(root, kinds_name, with_seeds=False)]
-    logistic = {(p["variant"], p["task"]): p["kinds"]["logistic"] for p in kinds["pairs"] if "logistic" in p["kinds"]}
-    missing = [(p["variant"], p["task"]) for p in agreement["pairs"] if (p["variant"], p["task"]) not in logistic]
+    pairs = [p for p in agreement["pairs"] if p["family"] == family]
+    scored = {(p["variant"], p["task"]): p["kinds"] for p in kinds["pairs"] if p["family"] == family}
+    if not pairs or family not in kinds["summary"].get("logistic", {}):
+        raise FiguresError(f"{agreement_name} / {kinds_name}: no {family} cell scored by the logistic kind")
+    missing = [(p["variant"], p["task"]) for p in pairs if (p["variant"], p["task"]) not in scored]
     if missing:
-        raise FiguresError(f"{kinds_name} lacks the logistic kind on the cells {missing}")
-    equal = sum(p["fast"] == logistic[(p["variant"], p["task"])]["score"] for p in agreement["pairs"])
+        raise FiguresError(f"{kinds_name} lacks the cells {missing} of {agreement_name}")
+    out = [fastprobe_kinds(root, kinds_name, with_seeds=False, only=(family,))]
 
     def rho(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.2f}"
 
-    def speed(ratios: list[float]) -> str:
+    def speed(kind: str) -> str:
+        ratios = [p["heareval_seconds"] / scored[(p["variant"], p["task"])][kind]["seconds"] for p in pairs
+                  if kind in scored[(p["variant"], p["task"])]]
         below = sum(r < SPEED_TARGET for r in ratios)
-        return (f"median {times(statistics.median(ratios))}, slowest {times(min(ratios))}, "
-                f"{below} of {len(ratios)} below {SPEED_TARGET:.0f}x")
+        return (f"`{kind}` median {times(statistics.median(ratios))}, slowest {times(min(ratios))}, {below} of "
+                f"{len(ratios)} cells below {SPEED_TARGET:.0f}x")
 
-    for fam in ("pitch", "event"):
-        s = kinds["summary"]["logistic"].get(fam)
-        if not s:
-            continue
-        rows = [p for p in agreement["pairs"] if p["family"] == fam]
-        by_kind = [p["heareval_seconds"] / logistic[(p["variant"], p["task"])]["seconds"] for p in rows]
-        by_evaluate = [p["heareval_seconds"] / p["fast_seconds"] for p in rows]
+    def reading(kind: str) -> str:
+        s = kinds["summary"][kind][family]
         per_task = ", ".join(f"{t.split('-v1')[0]} {rho(v)}" for t, v in s["spearman_per_task"].items())
         agrees = s["spearman_pooled"] is not None and s["spearman_pooled"] >= SCENE_TARGET
-        reading = ("at least 0.9: on these cells it ranks the family's variants as heareval does" if agrees else
-                   "below 0.9: on these cells the fast probe does not rank the family's variants as heareval does, "
-                   "and heareval's probe should decide there")
-        out.append(f"**{fam.capitalize()}** ({s['cells']} cells; within each task: {per_task}): `logistic` pooled "
-                   f"{rho(s['spearman_pooled'])}, {reading}. Speed-up per cell against one heareval run: "
-                   f"{speed(by_kind)} (`fastprobe_kinds.py`'s seconds, the plan's measure); {speed(by_evaluate)} "
-                   "as `evaluate` ran it (reading included).\n")
-        itself = agreement["summary"][fam].get("heareval_self")
-        if itself and itself["cells"] >= 3:
-            loo = {name: f[fam]["spearman_pooled_leave_one_out"]["mean"] for name, f in kinds["summary"].items()
-                   if "spearman_pooled_leave_one_out" in f.get(fam, {})}
-            pair = itself["pairs"][0]
-            out.append(f"heareval against itself on the {itself['cells']} {fam} cells it ran at least twice "
-                       f"(seeds {', '.join(map(str, itself['seeds']))}, same embeddings): run against run "
-                       f"{rho(pair['spearman_pooled'])}, largest change of one cell's score "
-                       f"{pair['max_abs_score_difference']:.3f}; each run against the mean of the others "
-                       f"{rho(itself['leave_one_out']['heareval']['mean'])}, and each kind against the same "
-                       "references: " + ", ".join(f"`{k}` {rho(v)}" for k, v in loo.items()) + ".\n")
-    excluded = agreement.get("excluded") or []
-    out.append(f"The default as `evaluate --probe fast` ran it gave the `logistic` kind's score in {equal} of "
-               f"{len(agreement['pairs'])} cells. Not paired (the two cells' embeddings differ): "
-               + (", ".join(f"{e['variant']} on {e['task'].split('-v1')[0]} ({', '.join(e['differs_in'])})"
-                            for e in excluded) or "none")
-               + f". heareval's seconds: one run of the committed cell. Measured: {agreement['note']}.\n")
+        return (f"`{kind}` pooled {rho(s['spearman_pooled'])} over its {s['cells']} cells (within each task: "
+                f"{per_task}), " + ("at least 0.9: on these cells it ranks the family's variants as heareval does"
+                                    if agrees else "below 0.9: on these cells it does not rank the family's "
+                                    "variants as heareval does, and heareval's probe should decide there"))
+
+    verdict = event_verdict(kinds) if family == "event" else None
+    read = ["logistic"] + ([verdict["default"]] if verdict and verdict["default"] not in (None, "logistic") else [])
+    candidates = [k for k in (EVENT_CANDIDATES if verdict else ("logistic",)) if k in kinds["summary"]]
+    out.append(f"**{family.capitalize()}**: " + "; ".join(reading(k) for k in read) + ". Speed-up per cell against "
+               "one heareval run (`fastprobe_kinds.py`'s seconds; a cell's own seconds where the kind was taken from "
+               "it, reading included): " + "; ".join(speed(k) for k in candidates) + ".\n")
+    itself = agreement["summary"][family].get("heareval_self")
+    if itself and itself["cells"] >= 3:
+        loo = {name: f[family]["spearman_pooled_leave_one_out"]["mean"] for name, f in kinds["summary"].items()
+               if "spearman_pooled_leave_one_out" in f.get(family, {})}
+        pair = itself["pairs"][0]
+        out.append(f"heareval against itself on the {itself['cells']} {family} cells it ran at least twice "
+                   f"(seeds {', '.join(map(str, itself['seeds']))}, same embeddings): run against run "
+                   f"{rho(pair['spearman_pooled'])}, largest change of one cell's score "
+                   f"{pair['max_abs_score_difference']:.3f}; each run against the mean of the others "
+                   f"{rho(itself['leave_one_out']['heareval']['mean'])}, and each kind against the same "
+                   "references: " + ", ".join(f"`{k}` {rho(v)}" for k, v in loo.items()) + ".\n")
+    if verdict:
+        rule = (f"by the rule, `evaluate --probe fast` probes event tasks with **`{verdict['default']}`**"
+                + (" (unchanged)" if verdict["default"] == "logistic" else " and scene tasks with `logistic`")
+                if verdict["default"] else "the rule is undecided until every candidate is scored on every cell"
+                if verdict["undecided"] else "no kind is eligible, so `logistic` stays and the fast probe cannot "
+                "rank event variants")
+        out.append(f"The event tasks' probe (the plan's addendum): cells where the kind found no onset (F-measure 0 "
+                   f"or undefined), of {verdict['cells']}: " + ", ".join(
+                       f"`{k}` {n}" + ("" if verdict["scored"][k] == verdict["cells"] else
+                                       f" of the {verdict['scored'][k]} it scored")
+                       for k, n in verdict["no_onset"].items())
+                   + f"; eligible (at most half, scored on every cell), with its pooled Spearman: "
+                   + (", ".join(f"`{k}` {kinds['summary'][k]['event']['spearman_pooled']:.3f}"
+                                for k in verdict["eligible"]) or "none")
+                   + "".join(f"; `{k}`, not scored on every cell, could reach at best {bound:.2f} pooled whatever it "
+                             "scored on the others, " + ("so it could still win and the rule is undecided"
+                                                        if k in verdict["undecided"] else "below the chosen kind")
+                             for k, bound in verdict["best_possible"].items())
+                   + "; " + rule + ". A best of three on these cells: an optimistic estimate.\n")
+    made = {}
+    for p in pairs:
+        made.setdefault(reproducing_kind(p), []).append(p)
+    again = [(p, k) for k, rows in made.items() for p in rows
+             if k in scored[(p["variant"], p["task"])] and not scored[(p["variant"], p["task"])][k].get("from_cell")]
+    equal = sum(same_score(p["fast"], scored[(p["variant"], p["task"])][k]["score"]) for p, k in again)
+    excluded = [e for e in agreement.get("excluded") or [] if e.get("family", family) == family]
+    text = ["`evaluate --probe fast` made " + ", ".join(
+        f"{len(rows)} cells with `{k}`" for k, rows in made.items()) + "."]
+    if again:
+        text.append(f"Run again on the same embeddings, the kind a cell was made with gave its score in {equal} of "
+                    f"{len(again)} cells.")
+    if len(again) < len(pairs):
+        text.append(f"{'In the other' if again else 'In all'} {len(pairs) - len(again)} cells that kind was not "
+                    "run again: its scores and seconds are the cells' own (`fastprobe_kinds.py --cell-kinds`).")
+    text.append("Not paired (the two cells' embeddings differ): "
+                + (", ".join(f"{e['variant']} on {e['task'].split('-v1')[0]} ({', '.join(e['differs_in'])})"
+                             for e in excluded) or "none") + ". heareval's seconds: one run of the committed cell.")
+    if earlier_name:  # the same cells scored by an earlier attempt: does each kind give the same score again?
+        before = {(p["variant"], p["task"]): p["kinds"] for p in load_json(root, f"{EVAL}/{earlier_name}")["pairs"]
+                  if p["family"] == family}
+        both = [(scored[key][k]["score"], before[key][k]["score"]) for key in scored if key in before
+                for k in scored[key] if k in before[key]]
+        text.append(f"The same cell and kind in `{earlier_name}` (the first attempt, below): "
+                    f"{sum(same_score(a, b) for a, b in both)} of {len(both)} scores identical.")
+    text.append(provenance or f"Measured: {agreement['note']}.")
+    out.append(" ".join(text) + "\n")
     return "\n".join(out)
 
 
@@ -1464,6 +1611,9 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "fastprobe-logistic": fastprobe_logistic,
     "fastprobe-logistic-default": fastprobe_logistic_default,
     "fastprobe-families": fastprobe_families,
+    "fastprobe-families-pitch": lambda root: fastprobe_families(
+        root, "pitch", "fastprobe-kinds-families-pitch.json", "fastprobe-agreement-families-pitch.json",
+        PITCH_FAMILY_PROVENANCE, earlier_name=""),
     "heareval-default-cost": heareval_default_cost,
 }
 """Block name -> renderer (the files each reads are named in it)."""

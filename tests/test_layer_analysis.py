@@ -164,6 +164,36 @@ def test_score_embedding_folder_reads_heareval_layout(tmp_path: Path, tasks_dir:
     assert score_embedding_folder(folder, seed=0, config=ProbeConfig(**QUICK))["test"] == result["test"]
 
 
+def test_variants_are_probed_by_their_task_type(tmp_path: Path, tasks_dir: Path, manifest: Path) -> None:
+    """score_embedding_folder's default (what evaluate --probe fast runs): the logistic probe on scene tasks, the
+    Adam probe on raw inputs on event tasks (eval_scripts/fastprobe-families-plan.md's addendum); a fast cell's
+    identity records the one its task type gets."""
+    from dataclasses import asdict
+
+    from hear_gura.analysis.fast_probe import (EVENT_PROBE, LOGISTIC_PROBE, ProbeConfig, score_embedding_folder,
+                                               variant_probe)
+    from hear_gura.errors import HearGuraError
+    from hear_gura.harness.runner import Settings
+    from hear_gura.harness.shared_embed import study_task_embeddings
+
+    assert variant_probe("scene") == LOGISTIC_PROBE
+    assert variant_probe("event") == EVENT_PROBE == ProbeConfig(standardise=False)
+    with pytest.raises(HearGuraError, match="scene or event"):
+        variant_probe("frames")
+    folder, = study_task_embeddings([{"ensemble": "hubert", "options": {}, "embeddings_dir": str(tmp_path)}],
+                                    str(manifest), tasks_dir / EVENT)
+    default = score_embedding_folder(folder, seed=0)
+    assert default["embedding_type"] == "event" and default["hparams"] == asdict(EVENT_PROBE)
+    assert default["test"] == score_embedding_folder(folder, seed=0, config=ProbeConfig(standardise=False))["test"]
+    assert default["test"] != score_embedding_folder(folder, seed=0, config=LOGISTIC_PROBE)["test"]
+    fast = Settings(probe_kind="fast")
+    assert fast.probe("event")["hparams"] == json.loads(json.dumps(asdict(EVENT_PROBE)))
+    assert fast.probe("scene")["hparams"] == json.loads(json.dumps(asdict(LOGISTIC_PROBE)))
+    assert fast.run_probe(43, "event") == {"kind": "fast", "hparams": fast.probe("event")["hparams"], "seed": 43}
+    heareval = Settings(grid_points=2, probe_grid="fast")
+    assert heareval.probe("scene") == heareval.probe("event")  # heareval's probe is one for both
+
+
 def test_rerun_skips_finished_cells_and_reuses_features(analysis: Path, tasks_dir: Path, manifest: Path,
                                                         tmp_path: Path) -> None:
     import shutil
@@ -393,6 +423,18 @@ def test_fastprobe_kinds_rescores_the_same_embeddings(tmp_path: Path, tasks_dir:
     assert data["summary"]["mlp"]["scene"]["cells"] == 1
     with pytest.raises(SystemExit, match="unknown kind"):
         kinds.main(["--agreement", str(agreement), "--embeddings", str(root), "--kinds", "svm"])
+    # a slow kind the cells were made with is taken from them, not run again; a variant can be scored alone
+    alone = tmp_path / "kinds-alone.json"
+    kinds.main(["--agreement", str(agreement), "--embeddings", str(root), "--json", str(alone), "--variants", "hubert",
+                "--kinds", "logistic,linear", "--cell-kinds", "logistic"])
+    entry, = json.loads(alone.read_text())["pairs"]
+    assert entry["kinds"]["logistic"] == {"score": fast, "seconds": None, "from_cell": True}
+    assert "linear_reproduces" not in entry and list(entry["kinds"]) == ["logistic", "linear"]
+    with pytest.raises(SystemExit, match="made with logistic, not linear"):
+        kinds.main(["--agreement", str(agreement), "--embeddings", str(root), "--kinds", "linear",
+                    "--cell-kinds", "linear"])
+    with pytest.raises(SystemExit, match="variant"):
+        kinds.main(["--agreement", str(agreement), "--embeddings", str(root), "--variants", "wav2vec2"])
 
     # A later run scores the skipped pair (its embeddings made since) and merges the first run's pairs.
     shutil.copytree(folder, root / "embeddings" / "fbank" / folder.parent.name / task)
@@ -407,6 +449,23 @@ def test_fastprobe_kinds_rescores_the_same_embeddings(tmp_path: Path, tasks_dir:
     with pytest.raises(SystemExit, match="did not score kind"):
         kinds.main(["--agreement", str(later), "--embeddings", str(root), "--kinds", "knn",
                     "--merge", str(out)])
+    # ... unless asked: each kind's summary covers the cells that have it, the cells it lacks are listed
+    partial = tmp_path / "partial.json"
+    kinds.main(["--agreement", str(later), "--embeddings", str(root), "--kinds", "knn", "--merge", str(out),
+                "--partial-merge", "--json", str(partial)])
+    data = json.loads(partial.read_text())
+    assert data["not_scored"] == {"knn": [f"hubert x {task}"]} and data["summary"]["knn"]["scene"]["cells"] == 1
+    # kinds of the same embeddings scored in separate runs join one entry; the first run's entry of a kind wins
+    knn_only = tmp_path / "knn-only.json"
+    kinds.main(["--agreement", str(agreement), "--embeddings", str(root), "--kinds", "knn", "--json", str(knn_only)])
+    joined = tmp_path / "joined.json"
+    kinds.main(["--agreement", str(agreement), "--embeddings", str(root), "--families", "none", "--kinds",
+                "linear,knn", "--merge", str(out), str(knn_only), "--partial-merge", "--json", str(joined)])
+    data = json.loads(joined.read_text())
+    hubert = next(p for p in data["pairs"] if p["variant"] == "hubert")
+    first = next(p for p in json.loads(out.read_text())["pairs"] if p["variant"] == "hubert")
+    assert set(hubert["kinds"]) == {"linear", "logistic", "mlp", "knn_raw", "knn"}
+    assert hubert["kinds"]["linear"] == first["kinds"]["linear"] and data["summary"]["knn"]["scene"]["cells"] == 2
 
     # --tasks scores only the named tasks (by name or folder) and refuses a task no pair is on.
     two_tasks = tmp_path / "two-tasks.json"

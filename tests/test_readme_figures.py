@@ -265,3 +265,110 @@ def test_logistic_plan_verdict(figures):
     assert not wins["speed_met"] and wins["default_pooled"] == 0.93
     loses = figures.plan_verdict({"linear_raw": kind(0.97, 0.8), "logistic": kind(0.91, 40.0)}, "logistic")
     assert loses["default"] == "linear_raw" and loses["target_met"] and not loses["speed_met"]
+
+
+def test_event_verdict_follows_the_addendum(figures):
+    """eval_scripts/fastprobe-families-plan.md's addendum: a kind with no onset (F 0 or NaN) on more than half the
+    event cells is not eligible; the eligible kind of highest pooled Spearman wins, ties to the lower median
+    seconds; none eligible keeps logistic (default None)."""
+    nan = float("nan")
+
+    def kinds(scores: dict, pooled: dict, seconds: dict) -> dict:
+        cells = len(next(iter(scores.values())))
+        pairs = [{"family": "event", "heareval": 0.1 * i, "kinds": {k: {"score": v[i]} for k, v in scores.items()}}
+                 for i in range(cells)]
+        summary = {k: {"event": {"spearman_pooled": pooled[k], "seconds_median": seconds[k]}} for k in scores}
+        return {"pairs": pairs, "summary": summary}
+
+    scores = {"logistic": [0.0, nan, 0.0, 0.3], "linear": [0.1, 0.2, 0.0, 0.3], "linear_raw": [nan, 0.2, 0.1, 0.3]}
+    verdict = figures.event_verdict(kinds(scores, {"logistic": 0.99, "linear": 0.7, "linear_raw": 0.8},
+                                          {"logistic": 1.0, "linear": 2.0, "linear_raw": 3.0}))
+    assert verdict["no_onset"] == {"logistic": 3, "linear": 1, "linear_raw": 1}
+    assert verdict["eligible"] == ["linear", "linear_raw"] and verdict["default"] == "linear_raw"
+    tie = figures.event_verdict(kinds(scores, {"logistic": 0.99, "linear": 0.8, "linear_raw": 0.8},
+                                      {"logistic": 1.0, "linear": 2.0, "linear_raw": 3.0}))
+    assert tie["default"] == "linear"
+    none = {"logistic": [0.0] * 4, "linear": [nan] * 4, "linear_raw": [0.0, 0.0, 0.0, 0.1]}
+    assert figures.event_verdict(kinds(none, {k: 0.5 for k in none}, {k: 1.0 for k in none}))["default"] is None
+    # a kind scored on some cells only: ruled out once its no-onset cells pass half of all cells, never ruled in
+    data = kinds(scores, {"logistic": 0.99, "linear": 0.7, "linear_raw": 0.8}, {k: 1.0 for k in scores})
+    data["pairs"].append({"family": "event", "heareval": 0.9,
+                          "kinds": {"linear": {"score": 0.2}, "linear_raw": {"score": 0.0}}})
+    partial = figures.event_verdict(data)
+    assert partial["scored"] == {"logistic": 4, "linear": 5, "linear_raw": 5} and partial["cells"] == 5
+    assert partial["no_onset"]["logistic"] == 3 and partial["eligible"] == ["linear", "linear_raw"]
+    data["pairs"][0]["kinds"]["logistic"]["score"] = 0.5  # 2 of 4 scored: would be eligible, but one is missing
+    assert "logistic" not in figures.event_verdict(data)["eligible"]
+
+
+def test_the_fast_probe_of_each_task_type_is_the_kind_its_test_chose(figures):
+    """What evaluate --probe fast runs is what the committed measurements decided: on event tasks the kind the
+    addendum's rule picks from fastprobe-kinds-families.json, on scene tasks the logistic kind, both as
+    fastprobe_kinds.py defines them (the kinds the README's tables score)."""
+    from dataclasses import replace
+
+    from hear_gura.analysis.fast_probe import ProbeConfig, variant_probe
+
+    kinds_script = load_script("fastprobe_kinds")
+    data = json.loads((ROOT / "eval_scripts" / "fastprobe-kinds-families.json").read_text())
+    chosen = figures.event_verdict(data)["default"] or "logistic"
+
+    def config(kind: str) -> ProbeConfig:
+        probe, overrides = kinds_script.KINDS[kind]
+        assert probe == "linear"
+        return replace(ProbeConfig(), **overrides)
+
+    assert variant_probe("event") == config(chosen)
+    assert variant_probe("scene") == config("logistic")
+
+
+def test_best_possible_spearman_is_what_an_exhaustive_search_finds(figures):
+    """The bound of a partly scored kind equals the best Spearman over every way to fill its missing scores
+    (here: each on a fine grid of values around the known ones, in any order, ties included)."""
+    import itertools
+    import random
+
+    from fastprobe_agreement import rank_value, spearman
+
+    rng = random.Random(1)
+    for _ in range(6):
+        reference = [rng.random() for _ in range(7)]
+        scores = [rng.choice([0.0, float("nan"), round(rng.random(), 1)]) for _ in range(7)]
+        missing = rng.sample(range(7), 3)
+        partial = [None if i in missing else s for i, s in enumerate(scores)]
+        known = sorted({rank_value(s) for s in partial if s is not None})
+        edges = [known[0] - 1] + known + [known[-1] + 1]
+        grid = sorted(set(known) | {lo + (hi - lo) * k / 8 for lo, hi in zip(edges, edges[1:]) for k in range(1, 8)})
+        best = -1.0
+        for values in itertools.product(grid, repeat=3):
+            filled = list(partial)
+            for i, v in zip(missing, values):
+                filled[i] = v
+            rho = spearman(reference, filled)
+            best = max(best, -1.0 if rho is None else rho)
+        assert figures.best_possible_spearman(reference, partial) == pytest.approx(best, abs=1e-12)
+
+
+def test_event_verdict_waits_for_a_partly_scored_kind_that_could_still_win(figures):
+    """A kind scored on some cells only decides nothing while its best possible pooled Spearman reaches the chosen
+    kind's; once even its best stays below, the verdict stands."""
+    reference = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+
+    def data(partial: list) -> dict:
+        full = [0.1, 0.2, 0.3, 0.4, 0.6, 0.5]  # pooled 0.94 against reference
+        pairs = [{"family": "event", "heareval": h,
+                  "kinds": {"linear": {"score": f}, "linear_raw": {"score": f},
+                            **({} if p is None else {"logistic": {"score": p}})}}
+                 for h, f, p in zip(reference, full, partial)]
+        from fastprobe_agreement import spearman
+        summary = {k: {"event": {"spearman_pooled": spearman(reference, [q["kinds"][k]["score"] for q in pairs
+                                                                          if k in q["kinds"]]) if k != "logistic"
+                                 else None, "seconds_median": 1.0}} for k in ("logistic", "linear", "linear_raw")}
+        return {"pairs": pairs, "summary": summary}
+
+    could_win = figures.event_verdict(data([0.1, 0.2, 0.3, None, None, None]))
+    assert could_win["undecided"] == ["logistic"] and could_win["default"] is None
+    assert could_win["best_possible"]["logistic"] == pytest.approx(1.0)
+    cannot = figures.event_verdict(data([0.6, 0.5, 0.4, None, None, None]))  # already ranked backwards
+    assert cannot["undecided"] == [] and cannot["default"] == "linear"
+    assert cannot["best_possible"]["logistic"] < 0.94

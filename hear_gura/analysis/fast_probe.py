@@ -24,8 +24,8 @@ What it shares with heareval, so that numbers are comparable in kind:
 
 What differs (fixed, see :class:`ProbeConfig`): a single linear layer,
 zero-initialised, no hyper-parameter grid, and one of two fits. When it scores
-variants (:data:`VARIANT_PROBE` = :data:`LOGISTIC_PROBE`, what ``hear-gura
-evaluate --probe fast`` runs): raw embeddings, as heareval's probe sees them,
+variants on scene tasks (:data:`VARIANT_PROBE` = :data:`LOGISTIC_PROBE`, what ``hear-gura
+evaluate --probe fast`` runs; :func:`variant_probe`): raw embeddings, as heareval's probe sees them,
 divided by one number (their root mean square: heareval's probe is invariant to
 it), fitted by full-batch L-BFGS along a path of L2 penalties, a bounded number
 of iterations each, the state of lowest validation LOSS kept
@@ -33,7 +33,8 @@ of iterations each, the state of lowest validation LOSS kept
 score). When it compares the states of one member (:class:`ProbeConfig`'s
 default, what ``hear-gura layers`` runs): standardised inputs (train mean and
 standard deviation), Adam at a fixed learning rate on mini-batches in a seeded
-order, early stopping on the validation loss. The kNN probe
+order, early stopping on the validation loss. When it scores variants on event
+tasks (:data:`EVENT_PROBE`): the same Adam fit on the raw embeddings. The kNN probe
 (scene tasks): cosine similarity of standardised embeddings
 (``knn_standardise``), the ``k`` nearest training clips vote with weights
 ``exp(similarity / temperature)`` (the weighted kNN of DINO, Caron et al. 2021).
@@ -152,6 +153,22 @@ LOGISTIC_PROBE = ProbeConfig(standardise=False, rms_scale=True, solver="lbfgs")
 #: the default before, chosen by ``fastprobe-heldout-plan.md``). ``hear-gura layers`` keeps :class:`ProbeConfig`'s
 #: standardised inputs: it compares and mixes the states of one member, whose scales differ from state to state.
 VARIANT_PROBE = LOGISTIC_PROBE
+
+#: The fast probe that scores variants on EVENT tasks (frames as rows): the Adam linear probe on raw inputs
+#: (``linear_raw`` in the README's tables; ``evaluate --probe fast``'s default between the held-out and the logistic
+#: tests), chosen on the 16 event cells of the ``--size full`` suite by the
+#: addendum of ``eval_scripts/fastprobe-families-plan.md`` (``eval_scripts/fastprobe-kinds-families.json``; README,
+#: "a fourth test"). There the logistic probe's path stopped at strong penalties whose frame probabilities stay under
+#: heareval's event threshold (0.5): it found no onset on most dcase cells.
+EVENT_PROBE = ProbeConfig(standardise=False)
+
+
+def variant_probe(embedding_type: str) -> ProbeConfig:
+    """The fast probe that scores variants on a task of this ``embedding_type`` (``scene`` or ``event``):
+    :data:`EVENT_PROBE` for event tasks, :data:`VARIANT_PROBE` for scene tasks."""
+    if embedding_type not in ("scene", "event"):
+        raise HearGuraError(f"unknown embedding_type {embedding_type!r} (scene or event)")
+    return EVENT_PROBE if embedding_type == "event" else VARIANT_PROBE
 
 #: The fast probe's kinds (:func:`probe_task`).
 PROBE_KINDS = ("linear", "mlp", "knn", "ridge")
@@ -825,7 +842,7 @@ def probe_task(task: TaskSpec, splits: Mapping[str, SplitArrays], probe: str = "
 
 
 def score_embedding_folder(task_embeddings: Path, seed: int = 0, device: str = "cpu",
-                           config: ProbeConfig = VARIANT_PROBE) -> Dict[str, Any]:
+                           config: Optional[ProbeConfig] = None) -> Dict[str, Any]:
     """Score ONE task folder of heareval's embedding runner with the fast probe (not a HEAR score).
 
     Args:
@@ -834,7 +851,8 @@ def score_embedding_folder(task_embeddings: Path, seed: int = 0, device: str = "
         seed: seeds the batch order of the Adam solver (the probe is zero-initialised, so the seed is all the
             randomness; the L-BFGS solver of :data:`VARIANT_PROBE` has none).
         device: a torch device for the probe (``cpu``, ``cuda``...).
-        config: the probe's hyper-parameters; :data:`VARIANT_PROBE` (the logistic probe) unless given.
+        config: the probe's hyper-parameters; unless given, :func:`variant_probe` of the task's embedding type
+            (the logistic probe on scene tasks, the Adam probe on raw inputs on event tasks).
     Returns:
         a JSON-able dict::
 
@@ -858,6 +876,7 @@ def score_embedding_folder(task_embeddings: Path, seed: int = 0, device: str = "
     start = time.perf_counter()
     folder = Path(task_embeddings)
     task = TaskSpec.load(folder)
+    config = variant_probe(task.embedding_type) if config is None else config
     splits = read_embedding_folder(folder, task)
     linear = probe_task(task, splits, "linear", seed, device, config)
     linear.pop("models")

@@ -102,8 +102,9 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
                         "mean ± std, every run is kept (default 1: exactly heareval's run)")
     p.add_argument("--probe", default="heareval", choices=("heareval", "fast"),
                    help="heareval: its prediction runner, the only source of HEAR scores (default); fast: a linear "
-                        "probe (logistic regression by L-BFGS along L2 penalties) on the raw embeddings divided by "
-                        "their root mean square (and kNN for scene tasks), with fixed hyper-parameters for exploring, "
+                        "probe with fixed hyper-parameters for exploring (scene tasks: logistic regression by L-BFGS "
+                        "along L2 penalties on the raw embeddings divided by their root mean square, and a kNN "
+                        "probe; event tasks: a linear layer on the raw embeddings, Adam, early stopping), "
                         "written to results-fastprobe.* and never called HEAR scores")
     p.add_argument("--per-class", action="append", metavar="TASK[:VARIANT]",
                    help="write per-class-<task>[-<variant>].{md,csv}: the primary metric per class of that task's "

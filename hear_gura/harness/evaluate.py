@@ -490,9 +490,10 @@ def _notes(plan: Plan, result: EvaluationResult) -> List[str]:
     if plan.fast:
         notes = [
             f"FAST PROBE, NOT HEAR SCORES. Cells: the primary test metric (k-fold: mean over folds) of hear_gura's "
-            "fast probe (hear_gura.analysis.fast_probe: one linear layer on raw embeddings divided by their root "
-            "mean square, fitted by L-BFGS along L2 penalties, fixed hyper-parameters, no grid search; heareval's "
-            "splits, event post-processing and metric functions), "
+            "fast probe (hear_gura.analysis.fast_probe: one linear layer, fixed hyper-parameters, no grid search; "
+            "scene tasks: on raw embeddings divided by their root mean square, fitted by L-BFGS along L2 penalties; "
+            "event tasks: on the raw embeddings, Adam with early stopping; heareval's splits, event "
+            "post-processing and metric functions), "
             "for exploring. Only `--probe heareval` (results.md) gives HEAR scores.",
         ]
         if reference_columns or plan.reference:

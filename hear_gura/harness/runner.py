@@ -220,19 +220,20 @@ class Settings:
         """The seed of each run: ``42, 43, ...`` (42 is heareval's own)."""
         return [FIRST_SEED + i for i in range(self.seeds)]
 
-    def probe_settings(self) -> Dict[str, Any]:
-        """What one probe run depends on besides its embeddings and its seed."""
+    def probe_settings(self, embedding_type: str) -> Dict[str, Any]:
+        """What one probe run on a task of this ``embedding_type`` depends on besides its embeddings and its seed
+        (the fast probe's settings differ between scene and event tasks: :func:`fast_probe_hparams`)."""
         if self.probe_kind == "fast":
-            return {"kind": "fast", "hparams": fast_probe_hparams()}
+            return {"kind": "fast", "hparams": fast_probe_hparams(embedding_type)}
         return {"kind": "heareval", "grid_points": self.grid_points, "grid": self.probe_grid}
 
-    def probe(self) -> Dict[str, Any]:
+    def probe(self, embedding_type: str) -> Dict[str, Any]:
         """The probe part of a cell's identity: settings and the list of seeds."""
-        return {**self.probe_settings(), "seeds": self.seed_list()}
+        return {**self.probe_settings(embedding_type), "seeds": self.seed_list()}
 
-    def run_probe(self, seed: int) -> Dict[str, Any]:
+    def run_probe(self, seed: int, embedding_type: str) -> Dict[str, Any]:
         """The probe part of one run's identity."""
-        return {**self.probe_settings(), "seed": seed}
+        return {**self.probe_settings(embedding_type), "seed": seed}
 
     def ensemble_identity(self, variant: Variant) -> Dict[str, Any]:
         """The variant's :func:`hear_gura.identity.ensemble_identity` (computed by the plan, once per variant)."""
@@ -243,15 +244,15 @@ class Settings:
                                 "variant_identities()") from None
 
 
-def fast_probe_hparams() -> Dict[str, Any]:
-    """The fixed hyper-parameters of the fast probe that scores variants
-    (:data:`hear_gura.analysis.fast_probe.VARIANT_PROBE`), for identities: as JSON gives them back (tuples as
+def fast_probe_hparams(embedding_type: str) -> Dict[str, Any]:
+    """The fixed hyper-parameters of the fast probe that scores variants on a task of this ``embedding_type``
+    (:func:`hear_gura.analysis.fast_probe.variant_probe`), for identities: as JSON gives them back (tuples as
     lists), so a recorded identity and the current one compare value by value."""
     from dataclasses import asdict
 
-    from hear_gura.analysis.fast_probe import VARIANT_PROBE
+    from hear_gura.analysis.fast_probe import variant_probe
 
-    return json.loads(json.dumps(asdict(VARIANT_PROBE)))
+    return json.loads(json.dumps(asdict(variant_probe(embedding_type))))
 
 
 def variant_identities(variants: Sequence[Variant], manifest: Optional[str]) -> Dict[str, Dict[str, Any]]:
@@ -335,7 +336,7 @@ class Cell:
 
     def identity(self, settings: Settings) -> Dict[str, Any]:
         """What this cell's score depends on: its embeddings' identity and the probe settings."""
-        return {**self.embedding_identity(settings), "probe": settings.probe()}
+        return {**self.embedding_identity(settings), "probe": settings.probe(self.task.embedding_type)}
 
 
 @dataclass
@@ -417,7 +418,9 @@ class CellRunner:
         kept = {}
         for run in previous.get("runs") or []:
             seed = run.get("seed") if isinstance(run, dict) else None
-            if (isinstance(seed, int) and canonical(run.get("probe")) == canonical(self.settings.run_probe(seed))
+            if not isinstance(seed, int):
+                continue
+            if (canonical(run.get("probe")) == canonical(self.settings.run_probe(seed, cell.task.embedding_type))
                     and (cell.run_dir(seed) / RUN_FILE).is_file()):
                 kept[seed] = run
         return previous, kept
@@ -471,7 +474,7 @@ class CellRunner:
             "predict_seconds": round(sum(float(r.get("seconds", 0.0)) for r in ordered), 2),
             "random_weights": bool(identity["random_weights"]),
             "identity": identity,
-            "probe": self.settings.probe(),
+            "probe": self.settings.probe(cell.task.embedding_type),
             "task_path": str(cell.task.path),
             "embedding_dir": str(context["embedding_dir"]),
             "runs": ordered,
@@ -583,7 +586,8 @@ class CellRunner:
             scores: TaskScores = read_fast_scores(folder / FAST_FILE, cell.task.metrics)
         else:
             scores = read_scores(folder / SCORES_FILE, cell.task.metrics)
-        return {"seed": seed, "probe": self.settings.run_probe(seed), "folder": str(folder.relative_to(cell.out)),
+        return {"seed": seed, "probe": self.settings.run_probe(seed, cell.task.embedding_type),
+                "folder": str(folder.relative_to(cell.out)),
                 "metric": scores.metric, "score": scores.score, "score_std": scores.score_std,
                 "folds": scores.folds, "secondary": scores.secondary, "per_class": meta.get("per_class"),
                 "seconds": float(meta.get("seconds", 0.0)), "finished_at": now_text()}
