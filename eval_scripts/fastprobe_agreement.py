@@ -190,7 +190,8 @@ def paired_cells(outs: Sequence[Path], excluded: Optional[List[Dict[str, Any]]] 
             differ = identity_difference(embedding_identity(hear), embedding_identity(fast))
             if differ:
                 if excluded is not None:
-                    excluded.append({"variant": hear["variant"], "task": hear["task"], "out": str(out),
+                    excluded.append({"variant": hear["variant"], "task": hear["task"], "family": family(hear),
+                                     "out": str(out),
                                      "heareval_out": str(source), "differs_in": differ})
                 continue
             pairs[key] = {

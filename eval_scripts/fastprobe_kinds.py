@@ -83,6 +83,11 @@ KINDS: Dict[str, tuple] = {
 }
 
 
+def scores_family(kind: str, family: str) -> bool:
+    """Whether ``kind`` scores cells of ``family``: every kind does, but kNN has no event probe."""
+    return not (family == "event" and KINDS[kind][0] == "knn")
+
+
 def reproducing_kind(pair: Dict[str, Any]) -> str:
     """The kind of :data:`KINDS` that gives the pair's fast cell again: the linear probe with the input handling
     and solver the cell recorded (cells made before these were recorded: standardised inputs, Adam)."""
@@ -226,8 +231,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if unknown_variants:
         sys.exit(f"no pair of {args.agreement} has the variant(s) {', '.join(unknown_variants)}")
     for path, run in zip(args.merge, earlier):
-        only_events = all(p["family"] == "event" for p in run.get("pairs", []))  # no kNN probe for event tasks
-        missing = [k for k in kinds if k not in run.get("kinds", {}) and not (only_events and KINDS[k][0] == "knn")]
+        missing = [k for k in kinds if k not in run.get("kinds", {})
+                   and any(scores_family(k, p["family"]) for p in run.get("pairs", []))]
         if missing and not args.partial_merge:
             sys.exit(f"{path} did not score kind(s) {', '.join(missing)}; merge runs made with the same --kinds "
                      "(or say --partial-merge)")
@@ -261,7 +266,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         print(f"heareval {p['heareval']:.3f} " + " ".join(f"{k} {v['score']:.3f}" for k, v in scored.items())
               + ("" if entry.get("linear_reproduces", True) else f"  ({same} differs from the committed fast score)"),
               flush=True)
-    scored_now = {(p["variant"], p["task"]) for p in pairs}
     base = {(p["variant"], p["task"]): p for p in pairs}
     for run in earlier:  # this run's entry of a cell first, then the merged runs' in order
         for p in run["pairs"]:
@@ -276,14 +280,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                     if field in p and field not in base[key]:
                         base[key][field] = p[field]
     skipped = sorted({s for s in skipped + [s for run in earlier for s in run.get("skipped", [])]
-                      if tuple(s.split(" x ")) not in scored_now})
+                      if tuple(s.split(" x ")) not in base})
     notes = list(dict.fromkeys([args.note] + [run.get("note", "") for run in earlier]))  # each once, in order
     command = " ".join(["python", "eval_scripts/fastprobe_kinds.py", *(argv if argv is not None else sys.argv[1:])])
     commands = [c for run in earlier for c in run.get("commands", [])] + [command]
     if skipped:
         print(f"skipped (no embeddings): {'; '.join(skipped)}")
-    not_scored = {k: [f"{p['variant']} x {p['task']}" for p in pairs if k not in p["kinds"]
-                      and not (p["family"] == "event" and KINDS[k][0] == "knn")] for k in kinds}
+    not_scored = {k: [f"{p['variant']} x {p['task']}" for p in pairs
+                      if k not in p["kinds"] and scores_family(k, p["family"])] for k in kinds}
     not_scored = {k: cells for k, cells in not_scored.items() if cells}
     for name, cells in not_scored.items():
         print(f"{name} not scored on {len(cells)} cell(s): {'; '.join(cells)}")

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fastprobe_agreement import same_score, spearman  # noqa: E402  (the one Spearman of the figures)
+from fastprobe_agreement import rank_value, same_score, spearman  # noqa: E402  (the one Spearman of the figures)
 from bench import dtype_suffix  # noqa: E402  (the keys bench.py writes)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -915,6 +915,11 @@ def times(value: float) -> str:
     return f"{value:.1f}x" if value < 10 else f"{value:.0f}x"
 
 
+def rho_text(value: float | None) -> str:
+    """A Spearman's rho as the README prints it: two decimals, ``n/a`` where undefined."""
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def per_task_spearman(family: dict) -> str:
     """``kws 0.83 (8), prosody 0.71 (8)``: a fastprobe_agreement.py family's Spearman within each task (variants)."""
     return ", ".join(f"{t.split('-v1')[0]} {v['spearman']:.2f} ({v['variants']})"
@@ -1163,8 +1168,6 @@ def best_possible_spearman(reference: list[float], scores: list[float | None]) -
     given set of places maximises the covariance of ranks (the rearrangement inequality). Exhaustive over those
     placements: the bound is exact.
     """
-    from fastprobe_agreement import rank_value
-
     known = sorted({rank_value(x) for x in scores if x is not None})
     if not known:
         return 1.0
@@ -1180,8 +1183,8 @@ def best_possible_spearman(reference: list[float], scores: list[float | None]) -
 
     def place(k: int, level: int, previous: float | None) -> None:
         if k == len(missing):
-            rho = spearman(reference, filled)
-            best.append(-1.0 if rho is None else rho)
+            value = spearman(reference, filled)
+            best.append(-1.0 if value is None else value)
             return
         for lv in range(level, len(levels)):
             kind, lower, upper = levels[lv]
@@ -1263,9 +1266,6 @@ def fastprobe_families(root: Path, family: str = "event", kinds_name: str = "fas
         raise FiguresError(f"{kinds_name} lacks the cells {missing} of {agreement_name}")
     out = [fastprobe_kinds(root, kinds_name, with_seeds=False, only=(family,))]
 
-    def rho(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.2f}"
-
     def speed(kind: str) -> str:
         ratios = [p["heareval_seconds"] / scored[(p["variant"], p["task"])][kind]["seconds"] for p in pairs
                   if kind in scored[(p["variant"], p["task"])]]
@@ -1275,9 +1275,9 @@ def fastprobe_families(root: Path, family: str = "event", kinds_name: str = "fas
 
     def reading(kind: str) -> str:
         s = kinds["summary"][kind][family]
-        per_task = ", ".join(f"{t.split('-v1')[0]} {rho(v)}" for t, v in s["spearman_per_task"].items())
+        per_task = ", ".join(f"{t.split('-v1')[0]} {rho_text(v)}" for t, v in s["spearman_per_task"].items())
         agrees = s["spearman_pooled"] is not None and s["spearman_pooled"] >= SCENE_TARGET
-        return (f"`{kind}` pooled {rho(s['spearman_pooled'])} over its {s['cells']} cells (within each task: "
+        return (f"`{kind}` pooled {rho_text(s['spearman_pooled'])} over its {s['cells']} cells (within each task: "
                 f"{per_task}), " + ("at least 0.9: on these cells it ranks the family's variants as heareval does"
                                     if agrees else "below 0.9: on these cells it does not rank the family's "
                                     "variants as heareval does, and heareval's probe should decide there"))
@@ -1295,10 +1295,10 @@ def fastprobe_families(root: Path, family: str = "event", kinds_name: str = "fas
         pair = itself["pairs"][0]
         out.append(f"heareval against itself on the {itself['cells']} {family} cells it ran at least twice "
                    f"(seeds {', '.join(map(str, itself['seeds']))}, same embeddings): run against run "
-                   f"{rho(pair['spearman_pooled'])}, largest change of one cell's score "
+                   f"{rho_text(pair['spearman_pooled'])}, largest change of one cell's score "
                    f"{pair['max_abs_score_difference']:.3f}; each run against the mean of the others "
-                   f"{rho(itself['leave_one_out']['heareval']['mean'])}, and each kind against the same "
-                   "references: " + ", ".join(f"`{k}` {rho(v)}" for k, v in loo.items()) + ".\n")
+                   f"{rho_text(itself['leave_one_out']['heareval']['mean'])}, and each kind against the same "
+                   "references: " + ", ".join(f"`{k}` {rho_text(v)}" for k, v in loo.items()) + ".\n")
     if verdict:
         rule = (f"by the rule, `evaluate --probe fast` probes event tasks with **`{verdict['default']}`**"
                 + (" (unchanged)" if verdict["default"] == "logistic" else " and scene tasks with `logistic`")
@@ -1324,7 +1324,7 @@ def fastprobe_families(root: Path, family: str = "event", kinds_name: str = "fas
     again = [(p, k) for k, rows in made.items() for p in rows
              if k in scored[(p["variant"], p["task"])] and not scored[(p["variant"], p["task"])][k].get("from_cell")]
     equal = sum(same_score(p["fast"], scored[(p["variant"], p["task"])][k]["score"]) for p, k in again)
-    excluded = [e for e in agreement.get("excluded") or [] if e.get("family", family) == family]
+    excluded = [e for e in agreement.get("excluded") or [] if e["family"] == family]
     text = ["`evaluate --probe fast` made " + ", ".join(
         f"{len(rows)} cells with `{k}`" for k, rows in made.items()) + "."]
     if again:
@@ -1449,11 +1449,8 @@ def heareval_self_env(root: Path) -> str:
     first = seeds[0]
     tasks = list(itself["pairs"][0]["spearman_per_task"])
 
-    def rho(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.2f}"
-
     def per_task(values: dict) -> str:
-        return " | ".join(rho(values.get(t)) for t in tasks)
+        return " | ".join(rho_text(values.get(t)) for t in tasks)
 
     def task_mean(values: dict) -> float | None:
         defined = [values[t] for t in tasks if values.get(t) is not None]
@@ -1464,26 +1461,28 @@ def heareval_self_env(root: Path) -> str:
              "| vs the mean of the other runs, pooled | " + " | ".join(t.split("-v1")[0] for t in tasks)
              + f" | mean over the tasks | vs the mean of all {len(seeds)} runs, pooled |",
              "|---|---:|" + "---:|" * len(tasks) + "---:|---:|",
-             f"| heareval, one run (the run left out) | **{rho(itself['leave_one_out']['heareval']['mean'])}** | "
-             + " | ".join(rho(own[t]["heareval"]) for t in tasks)
-             + f" | **{rho(task_mean({t: own[t]['heareval'] for t in tasks}))}** | n/a (one of them) |"]
+             f"| heareval, one run (the run left out) | **{rho_text(itself['leave_one_out']['heareval']['mean'])}** | "
+             + " | ".join(rho_text(own[t]["heareval"]) for t in tasks)
+             + f" | **{rho_text(task_mean({t: own[t]['heareval'] for t in tasks}))}** | n/a (one of them) |"]
     for name, families in kinds["summary"].items():
         if "scene" not in families:
             continue
         k = families["scene"]
-        lines.append(f"| fast `{name}` | {rho(k['spearman_pooled_leave_one_out']['mean'])} | "
+        lines.append(f"| fast `{name}` | {rho_text(k['spearman_pooled_leave_one_out']['mean'])} | "
                      f"{per_task(k['spearman_per_task_leave_one_out'])} | "
-                     f"{rho(task_mean(k['spearman_per_task_leave_one_out']))} | {rho(k['spearman_pooled'])} |")
+                     f"{rho_text(task_mean(k['spearman_per_task_leave_one_out']))} | "
+                     f"{rho_text(k['spearman_pooled'])} |")
     pairs = itself["pairs"]
     lines += ["", "Each row's first figures: each heareval run left out in turn, the row's scores against the mean "
               "of the other runs, averaged over the runs left out (the same references for every row). "
               "heareval run against run: " + "; ".join(
-                  f"seed {a['seeds'][0]} vs {a['seeds'][1]} {rho(a['spearman_pooled'])} pooled ("
-                  + ", ".join(f"{t.split('-v1')[0]} {rho(v)}" for t, v in a["spearman_per_task"].items()) + ")"
+                  f"seed {a['seeds'][0]} vs {a['seeds'][1]} {rho_text(a['spearman_pooled'])} pooled ("
+                  + ", ".join(f"{t.split('-v1')[0]} {rho_text(v)}" for t, v in a["spearman_per_task"].items()) + ")"
                   for a in pairs)
               + f". Largest change of one cell's score between two runs: "
                 f"{max(a['max_abs_score_difference'] for a in pairs):.3f}. Per kind against each run alone: "
-              + "; ".join(f"`{name}` " + " / ".join(rho(v) for v in f["scene"]["spearman_pooled_per_seed"].values())
+              + "; ".join(f"`{name}` " + " / ".join(rho_text(v)
+                                                    for v in f["scene"]["spearman_pooled_per_seed"].values())
                           for name, f in kinds["summary"].items() if "spearman_pooled_per_seed" in f.get("scene", {}))
               + f" (seed {' / seed '.join(map(str, seeds))})."]
     seeds_of = {(p["variant"], p["task"].split("-v1")[0]): p["heareval_seed_scores"][0] for p in agreement["pairs"]
@@ -1497,7 +1496,7 @@ def heareval_self_env(root: Path) -> str:
                    if min(diffs) > 0 else f"{sum(d > 0 for d in diffs)} of {len(shared)} cells changed")
         lines += ["", f"The same heareval run (seed {first}) at one CPU thread against the committed cells of "
                   f"`results-real-later` (two threads, same embeddings, same seed): Spearman "
-                  f"{rho(spearman([seeds_of[k] for k in shared], [committed[k] for k in shared]))} over "
+                  f"{rho_text(spearman([seeds_of[k] for k in shared], [committed[k] for k in shared]))} over "
                   f"{len(shared)} cells, largest change {max(diffs):.3f}; {changed}."]
     lines += ["", f"Measured: {agreement['note']}."]
     return "\n".join(lines) + "\n"

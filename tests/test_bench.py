@@ -84,7 +84,7 @@ def test_fastprobe_agreement_pairs_cells_and_ranks_like_scipy(tmp_path):
             cell.write_text(json.dumps({**json.loads(cell.read_text()), "identity": ident}))
     excluded = []
     assert sorted(p["variant"] for p in agreement.paired_cells([tmp_path], excluded)) == ["x", "y"]
-    assert [(e["variant"], e["differs_in"]) for e in excluded] == [("z", ["task"])]
+    assert [(e["variant"], e["family"], e["differs_in"]) for e in excluded] == [("z", "scene", ["task"])]
     # heareval's cells in other (committed) folders: the one with the most runs is paired
     fast_only, once, twice = (tmp_path / name for name in ("fast_only", "once", "twice"))
     for root, hear in ((fast_only, None), (once, {"score": 0.1}), (twice, {"score": 0.2, "seeds": [42, 43]})):

@@ -466,6 +466,7 @@ def test_fastprobe_kinds_rescores_the_same_embeddings(tmp_path: Path, tasks_dir:
     first = next(p for p in json.loads(out.read_text())["pairs"] if p["variant"] == "hubert")
     assert set(hubert["kinds"]) == {"linear", "logistic", "mlp", "knn_raw", "knn"}
     assert hubert["kinds"]["linear"] == first["kinds"]["linear"] and data["summary"]["knn"]["scene"]["cells"] == 2
+    assert data["skipped"] == []  # skipped by the first run, scored by a merged one
 
     # --tasks scores only the named tasks (by name or folder) and refuses a task no pair is on.
     two_tasks = tmp_path / "two-tasks.json"

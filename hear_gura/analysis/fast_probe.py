@@ -162,11 +162,14 @@ VARIANT_PROBE = LOGISTIC_PROBE
 #: heareval's event threshold (0.5): it found no onset on most dcase cells.
 EVENT_PROBE = ProbeConfig(standardise=False)
 
+#: A HEAR task's ``embedding_type`` values: one prediction per clip, or per frame (timestamps).
+EMBEDDING_TYPES = ("scene", "event")
+
 
 def variant_probe(embedding_type: str) -> ProbeConfig:
     """The fast probe that scores variants on a task of this ``embedding_type`` (``scene`` or ``event``):
     :data:`EVENT_PROBE` for event tasks, :data:`VARIANT_PROBE` for scene tasks."""
-    if embedding_type not in ("scene", "event"):
+    if embedding_type not in EMBEDDING_TYPES:
         raise HearGuraError(f"unknown embedding_type {embedding_type!r} (scene or event)")
     return EVENT_PROBE if embedding_type == "event" else VARIANT_PROBE
 
@@ -243,7 +246,7 @@ class TaskSpec:
                    if k not in metadata]
         if missing:
             raise HearGuraError(f"task metadata lacks {', '.join(missing)}; not a HEAR task")
-        if metadata["embedding_type"] not in ("scene", "event"):
+        if metadata["embedding_type"] not in EMBEDDING_TYPES:
             raise HearGuraError(f"unknown embedding_type {metadata['embedding_type']!r} (scene or event)")
         if metadata["prediction_type"] not in ("multiclass", "multilabel"):
             raise HearGuraError(f"unknown prediction_type {metadata['prediction_type']!r} (multiclass or multilabel)")
