@@ -20,7 +20,9 @@ What it shares with heareval, so that numbers are comparable in kind:
   filter, threshold 0.5, minimum duration), its grid searched on the validation
   split by the primary metric, the best applied to test;
 - the metrics: heareval's own score functions (``heareval.score.available_scores``),
-  called exactly as its prediction runner calls them.
+  called exactly as its prediction runner calls them, except its event-based
+  F-measures, whose same values :mod:`hear_gura.analysis.event_scores` computes
+  without sed_eval's Python loops (checked against heareval's scorer).
 
 What differs (fixed, see :class:`ProbeConfig`): a single linear layer,
 zero-initialised, no hyper-parameter grid, and one of two fits. When it scores
@@ -388,14 +390,18 @@ def _score_value(ret: Any) -> float:
 
 
 def score_functions(task: TaskSpec) -> Dict[str, Callable[..., Any]]:
-    """heareval's score function objects for the task's metrics, in order (primary first)."""
+    """heareval's score function objects for the task's metrics, in order (primary first); its event-based
+    F-measures are computed by :mod:`hear_gura.analysis.event_scores` (the same values, without sed_eval's per-file
+    loops in Python)."""
     from heareval.score import available_scores
+
+    from hear_gura.analysis.event_scores import fast_score_functions
 
     unknown = [m for m in task.metrics if m not in available_scores]
     if unknown:
         raise HearGuraError(f"metrics {unknown} are unknown to heareval; known: {', '.join(available_scores)}")
     label_to_idx = task.label_to_idx
-    return {m: available_scores[m](label_to_idx=label_to_idx) for m in task.metrics}
+    return fast_score_functions({m: available_scores[m](label_to_idx=label_to_idx) for m in task.metrics})
 
 
 def score_scene(task: TaskSpec, predictions: np.ndarray, targets: np.ndarray) -> Dict[str, float]:
