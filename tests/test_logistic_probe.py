@@ -130,3 +130,28 @@ def test_no_randomness_and_clear_errors() -> None:
     with pytest.raises(HearGuraError, match="penalty"):
         fit_logistic(linear_model(splits["fold00"].x, 4, False, True), _loss_function(KFOLD), splits["fold00"].x,
                      splits["fold00"].y, splits["fold01"].x, splits["fold01"].y, penalties=())
+
+
+@pytest.mark.parametrize("standardise", [False, True])
+def test_fixed_input_layers_applied_once_fit_the_same_bits(standardise: bool) -> None:
+    """The scaling (or standardisation) before the layer has no trained parameters, so ``fit_logistic`` applies it
+    once, not at every evaluation: the fit must equal, bit for bit, the same layer fitted on inputs the test scales
+    itself with the same buffers; and inputs too large to hold (read per chunk, ``memory_values``) fit the same."""
+    rng = np.random.default_rng(3)
+    train, valid = rows(rng, 160, 24), rows(rng, 40, 24)
+    loss = _loss_function(KFOLD)
+    model = linear_model(train.x, 4, standardise=standardise, rms_scale=True)
+    prefix = model[0]
+    with torch.no_grad():
+        scaled_train = prefix(torch.from_numpy(train.x)).numpy()
+        scaled_valid = prefix(torch.from_numpy(valid.x)).numpy()
+    plain = torch.nn.Sequential(torch.nn.Linear(24, 4))
+    torch.nn.init.zeros_(plain[0].weight)
+    torch.nn.init.zeros_(plain[0].bias)
+    fitted, fit = fit_logistic(model, loss, train.x, train.y, valid.x, valid.y)
+    reference, reference_fit = fit_logistic(plain, loss, scaled_train, train.y, scaled_valid, valid.y)
+    assert fit == reference_fit
+    assert torch.equal(fitted[-1].weight, reference[0].weight) and torch.equal(fitted[-1].bias, reference[0].bias)
+    streamed, streamed_fit = fit_logistic(linear_model(train.x, 4, standardise=standardise, rms_scale=True), loss,
+                                          train.x, train.y, valid.x, valid.y, memory_values=100)
+    assert streamed_fit == fit and torch.equal(streamed[-1].weight, fitted[-1].weight)
