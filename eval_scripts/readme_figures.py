@@ -1234,6 +1234,49 @@ def event_verdict(kinds: dict) -> dict:
             "default": None if undecided else default}
 
 
+def event_scorer(root: Path, bench_name: str = "bench-event-scores-cpu.json",
+                 after_name: str = "fastprobe-kinds-families-event-scorer.json",
+                 before_name: str = "fastprobe-kinds-families.json") -> str:
+    """heareval's event F-measures computed without sed_eval's loops (hear_gura.analysis.event_scores): the
+    benchmark of the scorer alone (bench_event_scores.py) and the event cells' kinds re-run with it
+    (fastprobe_kinds.py, ``after_name``) against the same kinds' scores and seconds before (``before_name``)."""
+    bench = load_json(root, f"{EVAL}/{bench_name}")
+    after, before = load_json(root, f"{EVAL}/{after_name}"), load_json(root, f"{EVAL}/{before_name}")
+    earlier = {(p["variant"], p["task"]): p for p in before["pairs"]}
+    rows = [p for p in after["pairs"] if p["family"] == "event"]
+    missing = [(p["variant"], p["task"]) for p in rows if (p["variant"], p["task"]) not in earlier]
+    if missing or not rows:
+        raise FiguresError(f"{after_name}: cells {missing or 'none'} are not in {before_name}")
+    kinds = [k for k in after["kinds"] if all(k in p["kinds"] for p in rows)]
+    total = bench["total"]
+    out = [f"The scorer alone (`eval_scripts/bench_event_scores.py` on {bench['task']}: its "
+           f"{len({r['split'] for r in bench['rows']})} splits' reference events, predictions made from them, "
+           f"{len({r['metric'] for r in bench['rows']})} event metrics): heareval's scorer "
+           f"{total['heareval_seconds']:.1f} s, the fast one {total['fast_seconds']:.2f} s ({times(total['speedup'])}); "
+           f"values {'equal in all' if bench['all_equal'] else 'DIFFERENT in some of the'} {len(bench['rows'])} "
+           f"(split, metric) pairs. Load average {bench['machine']['load_before'][0]:.1f} before, "
+           f"{bench['machine']['load_after'][0]:.1f} after.", "",
+           "| kind | cells | same score as before | median seconds before → after | speed-up median before → after | "
+           "slowest before → after | cells below 10x before → after |", "|---|---:|---:|---|---|---|---|"]
+    for kind in kinds:
+        pairs = [(earlier[(p["variant"], p["task"])], p) for p in rows if kind in earlier[(p["variant"], p["task"])]
+                 ["kinds"]]
+        same = sum(same_score(b["kinds"][kind]["score"], a["kinds"][kind]["score"]) for b, a in pairs)
+        secs = [[x["kinds"][kind]["seconds"] for x in side] for side in zip(*pairs)]
+        ratio = [[x["heareval_seconds"] / x["kinds"][kind]["seconds"] for x in side] for side in zip(*pairs)]
+        out.append(f"| `{kind}` | {len(pairs)} | {same} of {len(pairs)} | {statistics.median(secs[0]):.1f} → "
+                   f"{statistics.median(secs[1]):.1f} s | {times(statistics.median(ratio[0]))} → "
+                   f"{times(statistics.median(ratio[1]))} | {times(min(ratio[0]))} → {times(min(ratio[1]))} | "
+                   f"{sum(r < SPEED_TARGET for r in ratio[0])} → {sum(r < SPEED_TARGET for r in ratio[1])} |")
+    slowest = {k: min(rows, key=lambda p: p["heareval_seconds"] / p["kinds"][k]["seconds"]) for k in kinds}
+    out += ["", "Before: `fastprobe-kinds-families.json` (the fourth test). After: the same cells, kinds and "
+            "commands, one process per cell, with the fast scorer (`fastprobe-kinds-families-event-scorer.json`); "
+            "speed-up: heareval's seconds of one run of the cell over the kind's. Slowest cell after: "
+            + "; ".join(f"`{k}` {p['variant']} on {p['task'].split('-v1')[0]}" for k, p in slowest.items())
+            + f". Measured: {after['note']}."]
+    return "\n".join(out) + "\n"
+
+
 #: Where the pitch family's files of the fourth test come from (README block fastprobe-families-pitch).
 PITCH_FAMILY_PROVENANCE = (
     "These pitch figures come from the first attempt at this test (2026-12-03): its fast cells, and the embeddings "
@@ -1346,6 +1389,22 @@ def fastprobe_families(root: Path, family: str = "event", kinds_name: str = "fas
     text.append(provenance or f"Measured: {agreement['note']}.")
     out.append(" ".join(text) + "\n")
     return "\n".join(out)
+
+
+def fastprobe_families_env(root: Path, kinds_name: str = "fastprobe-kinds-families-env.json",
+                           agreement_name: str = "fastprobe-agreement-families-env.json") -> str:
+    """The fourth test's scene addition (environmental and language tasks): :func:`fastprobe_families` on the scene
+    family, and the speed-up of each fast cell as ``evaluate`` ran it (its logistic and kNN probes and the reading
+    of its embeddings; the first cell of each ``evaluate`` process also pays the process's one-time imports)."""
+    out = fastprobe_families(root, "scene", kinds_name, agreement_name, earlier_name="")
+    pairs = [p for p in load_json(root, f"{EVAL}/{agreement_name}")["pairs"] if p["family"] == "scene"]
+    ratios = {(p["variant"], p["task"].split("-v1")[0]): p["heareval_seconds"] / p["fast_seconds"] for p in pairs}
+    below = sorted((r, f"{v} on {t}") for (v, t), r in ratios.items() if r < SPEED_TARGET)
+    return out + (f"\nAs `evaluate` ran them (the fast cells' seconds: logistic and kNN probes, reading included): "
+                  f"speed-up median {times(statistics.median(ratios.values()))}, slowest "
+                  f"{times(min(ratios.values()))}, {len(below)} of {len(ratios)} cells below "
+                  f"{SPEED_TARGET:.0f}x" + (": " + ", ".join(f"{name} {times(r)}" for r, name in below)
+                                             if below else "") + ".\n")
 
 
 def sweep_seeds(root: Path, kind_pairs: list[dict], kinds: list[str]) -> str:
@@ -1614,6 +1673,8 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
         root, "pitch", "fastprobe-kinds-families-pitch.json", "fastprobe-agreement-families-pitch.json",
         PITCH_FAMILY_PROVENANCE, earlier_name=""),
     "heareval-default-cost": heareval_default_cost,
+    "event-scorer": event_scorer,
+    "fastprobe-families-env": fastprobe_families_env,
 }
 """Block name -> renderer (the files each reads are named in it)."""
 

@@ -65,7 +65,8 @@ def _file_counts(reference: Sequence[Mapping[str, Any]], estimated: Sequence[Map
         hit &= np.abs(ref_on[:, None] - est_on[None, :]) <= t_collar
     if evaluate_offset:
         ref_off, est_off = _times(reference, "end"), _times(estimated, "end")
-        tolerance = np.maximum(t_collar, percentage_of_length * (ref_off - ref_on))
+        share = percentage_of_length * (ref_off - ref_on)
+        tolerance = np.where(share > t_collar, share, t_collar)  # Python's max(t_collar, share), NaN included
         hit &= np.abs(ref_off[:, None] - est_off[None, :]) <= tolerance[:, None]
     if not hit.any():
         return 0
