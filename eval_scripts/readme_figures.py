@@ -1407,6 +1407,29 @@ def fastprobe_families_env(root: Path, kinds_name: str = "fastprobe-kinds-famili
                                              if below else "") + ".\n")
 
 
+def fastprobe_families_pitch_later(root: Path) -> str:
+    """Pitch cells made in a later session: PESTO's six layer choices (the plan's, never reached by the first
+    attempt), as :func:`fastprobe_families` renders a family, and the first attempt's cells without CREPE re-made,
+    each kind's score compared with the first attempt's (fastprobe-kinds-families-pitch.json)."""
+    out = fastprobe_families(root, "pitch", "fastprobe-kinds-families-pesto.json",
+                             "fastprobe-agreement-families-pesto.json", earlier_name="")
+    remade = load_json(root, f"{EVAL}/fastprobe-kinds-families-pitch-remade.json")
+    first = {(p["variant"], p["task"]): p["kinds"]
+             for p in load_json(root, f"{EVAL}/fastprobe-kinds-families-pitch.json")["pairs"] if p["family"] == "pitch"}
+    cells = [p for p in remade["pairs"] if p["family"] == "pitch"]
+    missing = [(p["variant"], p["task"]) for p in cells if (p["variant"], p["task"]) not in first]
+    if missing or not cells:
+        raise FiguresError(f"fastprobe-kinds-families-pitch-remade.json: cells {missing or 'none'} are not the first "
+                           "attempt's")
+    both = [(v["score"], first[(p["variant"], p["task"])][k]["score"]) for p in cells for k, v in p["kinds"].items()
+            if k in first[(p["variant"], p["task"])]]
+    return out + (f"\nRe-made in the same later session: the first attempt's {len(cells)} pitch cells without CREPE "
+                  f"({', '.join(p['variant'] for p in cells)}; CREPE's member pass on the nsynth clips did not fit), "
+                  f"every kind run again on them: {sum(same_score(a, b) for a, b in both)} of {len(both)} scores "
+                  f"identical to the first attempt's (`fastprobe-kinds-families-pitch-remade.json`; the fast cells in "
+                  f"`eval_scripts/results-families-pitch/`). Measured: {remade['note']}.\n")
+
+
 def sweep_seeds(root: Path, kind_pairs: list[dict], kinds: list[str]) -> str:
     """heareval against itself on the sweep's cells (seeds 42 and 43 on the same embeddings:
     fastprobe-agreement-sweep-seeds.json), and each kind against the seed-43 run alone."""
@@ -1675,6 +1698,7 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "heareval-default-cost": heareval_default_cost,
     "event-scorer": event_scorer,
     "fastprobe-families-env": fastprobe_families_env,
+    "fastprobe-families-pitch-later": fastprobe_families_pitch_later,
 }
 """Block name -> renderer (the files each reads are named in it)."""
 
