@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import sys
@@ -59,10 +58,6 @@ def best_seconds(fn: Any, repeats: int) -> tuple:
     return min(times), value
 
 
-def same(a: float, b: float) -> bool:
-    return (math.isnan(a) and math.isnan(b)) or a == b
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", type=Path, required=True, help="a built event task folder (task_metadata.json)")
@@ -72,32 +67,33 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
+    from fastprobe_agreement import same_score  # this folder's scripts: NaN counts as the same as NaN
     from heareval.score import EventBasedScore, available_scores
 
     from hear_gura.analysis.event_scores import FastEventBasedScore
+    from hear_gura.analysis.fast_probe import TaskSpec
+    from hear_gura.errors import HearGuraError
 
-    metadata = json.loads((args.task / "task_metadata.json").read_text())
-    if metadata.get("embedding_type") != "event":
-        sys.exit(f"{args.task} is a {metadata.get('embedding_type')} task; give an event task folder")
-    import csv
-
-    with open(args.task / "labelvocabulary.csv") as handle:
-        labels = [row["label"] for row in csv.DictReader(handle)]
-    label_to_idx = {label: i for i, label in enumerate(labels)}
-    metrics = [m for m in metadata["evaluation"] if isinstance(available_scores[m](label_to_idx=label_to_idx),
-                                                                  EventBasedScore)]
+    try:
+        task = TaskSpec.load(args.task)
+    except HearGuraError as err:
+        sys.exit(f"bench_event_scores: {err}")
+    if task.embedding_type != "event":
+        sys.exit(f"{args.task} is a {task.embedding_type} task; give an event task folder")
+    label_to_idx = task.label_to_idx
+    metrics = [m for m in task.metrics if isinstance(available_scores[m](label_to_idx=label_to_idx), EventBasedScore)]
     rng = np.random.default_rng(args.seed)
     load_before = os.getloadavg()
     rows, differ = [], []
-    for split in sorted(p.stem for p in args.task.glob("*.json") if p.stem not in ("task_metadata", "groups")):
+    for split in task.split_names:
         references = json.loads((args.task / f"{split}.json").read_text())
-        predictions = predictions_from(references, labels, rng)
+        predictions = predictions_from(references, list(task.labels), rng)
         for metric in metrics:
             reference = available_scores[metric](label_to_idx=label_to_idx)
             fast = FastEventBasedScore(reference)
             slow_s, expected = best_seconds(lambda: reference(predictions, references), args.repeats)
             fast_s, got = best_seconds(lambda: fast(predictions, references), args.repeats)
-            equal = all(same(g, e) for (_, g), (_, e) in zip(got, expected))
+            equal = all(same_score(g, e) for (_, g), (_, e) in zip(got, expected))
             if not equal:
                 differ.append(f"{split} {metric}: {got} != {expected}")
             rows.append({"split": split, "metric": metric, "files": len(references),
@@ -110,7 +106,7 @@ def main() -> None:
     total_slow = sum(r["heareval_seconds"] for r in rows)
     total_fast = sum(r["fast_seconds"] for r in rows)
     print(f"all splits and metrics: heareval {total_slow:.2f} s, fast {total_fast:.3f} s, x{total_slow / total_fast:.0f}")
-    out = {"what": __doc__.split("\n\n")[0], "task": metadata["task_name"], "task_folder": str(args.task),
+    out = {"what": __doc__.split("\n\n")[0], "task": task.name, "task_folder": str(args.task),
            "seed": args.seed, "repeats": args.repeats, "rows": rows,
            "total": {"heareval_seconds": round(total_slow, 3), "fast_seconds": round(total_fast, 4),
                      "speedup": round(total_slow / total_fast, 1)},

@@ -23,6 +23,8 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import maximum_bipartite_matching
 
 #: heareval's result of an event-based score: ``(("f_measure", f), ("precision", p), ("recall", r))``.
 ScoreTuple = Tuple[Tuple[str, float], ...]
@@ -51,9 +53,6 @@ def _times(events: Sequence[Mapping[str, Any]], key: str) -> np.ndarray:
 def _file_counts(reference: Sequence[Mapping[str, Any]], estimated: Sequence[Mapping[str, Any]], t_collar: float,
                  evaluate_onset: bool, evaluate_offset: bool, percentage_of_length: float) -> int:
     """True positives of one file: a maximum matching of (reference, estimated) pairs that hit."""
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import maximum_bipartite_matching
-
     if not reference or not estimated:
         return 0
     ref_labels = [_sed_eval_label(e["label"]) for e in reference]
@@ -108,11 +107,11 @@ class FastEventBasedScore:
         from sed_eval.sound_event import EventBasedMetrics
 
         params = dict(getattr(reference, "params", {}))
-        defaults = EventBasedMetrics.__init__.__defaults__  # evaluate_onset, evaluate_offset, t_collar, percentage, matching
         names = ("evaluate_onset", "evaluate_offset", "t_collar", "percentage_of_length", "event_matching_type")
-        settings = {**dict(zip(names, defaults)), **params}
-        if set(params) - set(names) or settings["event_matching_type"] != "optimal" or tuple(reference.scores) != ("f_measure", "precision",
-                                                                                        "recall"):
+        settings = {**dict(zip(names, EventBasedMetrics.__init__.__defaults__)), **params}  # its keyword defaults
+        implemented = (not set(params) - set(names) and settings["event_matching_type"] == "optimal"
+                       and tuple(reference.scores) == ("f_measure", "precision", "recall"))
+        if not implemented:
             raise ValueError(f"{reference}: only sed_eval's optimal matching with the parameters {names} and the scores "
                              f"(f_measure, precision, recall) is implemented; got {params}, {reference.scores}")
         self.reference = reference
