@@ -46,19 +46,27 @@ def fast_seconds(pair: Dict[str, Any]) -> float:
     return float(pair.get("fast_seconds_in_process") or pair["fast_seconds"])
 
 
-def run_default_probe(embedding_dir: Path, metrics: Sequence[str]) -> Dict[str, Any]:
-    """heareval's default probe (seed 42) on one task folder: its seconds (``run.json``) and primary score."""
+def run_heareval_probe(embedding_dir: Path, metrics: Sequence[str], grid: Sequence[Any] = DEFAULT_GRID,
+                       seed: int = 42) -> Dict[str, Any]:
+    """heareval's probe on one task folder, in a fresh subprocess as ``evaluate`` runs it
+    (``hear_gura.harness.probe_run``), with ``grid`` = (grid name, grid points) and one seed.
+
+    Returns ``{"seconds": its run's seconds (run.json: training and scoring), "wall_seconds": the subprocess's
+    wall-clock seconds (its Python start and imports included: what ``evaluate`` records as a one-seed cell's
+    ``predict_seconds``), "score": the primary test score}``.
+    """
+    from hear_gura.harness.probe_run import seed_folder_name
     from hear_gura.harness.scores import read_scores
 
     with tempfile.TemporaryDirectory() as keep:
         command = [sys.executable, "-m", "hear_gura.harness.probe_run", "predictions", str(embedding_dir),
-                   "--seeds", "42", "--keep", keep, "--grid", DEFAULT_GRID[0], "--grid-points", str(DEFAULT_GRID[1])]
+                   "--seeds", str(seed), "--keep", keep, "--grid", str(grid[0]), "--grid-points", str(grid[1])]
         start = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True)
         wall = time.perf_counter() - start
         if done.returncode != 0:
             raise SystemExit(f"{embedding_dir}: heareval's probe failed ({done.returncode}):\n{done.stderr[-3000:]}")
-        run = Path(keep) / "seed-42"
+        run = Path(keep) / seed_folder_name("heareval", seed)
         seconds = json.loads((run / "run.json").read_text())["seconds"]
         score = read_scores(run / "test.predicted-scores.json", metrics).score
     return {"seconds": seconds, "wall_seconds": round(wall, 2), "score": score}
@@ -95,7 +103,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         folder = Path(pair["embedding_dir"])
         spec = TaskSpec.load(folder)
         print(f"{variant} x {task}: heareval's default probe (grid default, 8 points, seed 42) ...", flush=True)
-        measured = run_default_probe(folder, spec.metrics)
+        measured = run_heareval_probe(folder, spec.metrics)
         fast = fast_seconds(pair)
         cell = {"variant": variant, "task": task, "embedding_dir": str(folder), "metric": spec.primary_metric,
                 "heareval_default": measured, "heareval_reduced": {"seconds": pair["heareval_seconds"],

@@ -200,3 +200,85 @@ def test_heareval_default_cost_refuses_cells_it_cannot_measure_before_running_an
     with pytest.raises(SystemExit, match="no embeddings here"):
         cost.main(["--pairs", str(pairs), "--cells", "v|t-v1-full", "--json", str(out)])
     assert not out.exists()
+
+
+def test_heareval_same_machine_summarises_both_measures_and_refuses_before_running(tmp_path):
+    """eval_scripts/heareval_same_machine.py: a cell's committed seed score is its seed's run (or its one run for
+    seed 42); speed-ups against heareval here and against the committed seconds are summarised per kind and family
+    with the cells below 10x; an unknown cell or one without embeddings exits before any probe runs."""
+    import importlib.util
+
+    import pytest
+
+    spec = importlib.util.spec_from_file_location("same", ROOT / "eval_scripts" / "heareval_same_machine.py")
+    same = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(same)
+    seeded = {"heareval": 0.6, "heareval_seeds": [42, 43], "heareval_seed_scores": [0.5, 0.7]}
+    assert same.committed_seed_score(seeded, 43) == 0.7 and same.committed_seed_score(seeded, 44) is None
+    assert same.committed_seed_score({"heareval": 0.6}, 42) == 0.6
+    assert same.committed_seed_score({"heareval": 0.6}, 43) is None
+
+    def cell(variant, family, wall, committed, seconds, score, seed_score):
+        return {"variant": variant, "family": family,
+                "heareval_here": {"wall_seconds": wall, "seconds": wall - 5, "score": score},
+                "heareval_committed": {"seconds": committed, "score": seed_score, "seed_score": seed_score},
+                "kinds": {"logistic": {"seconds": seconds, "speedup_here": wall / seconds,
+                                       "speedup_committed": committed / seconds}}}
+
+    cells = [cell("a", "pitch", 40.0, 20.0, 2.0, 0.5, 0.5), cell("b", "pitch", 30.0, 30.0, 5.0, 0.8, 0.75),
+             cell("c", "event", 100.0, 50.0, 4.0, 0.1, None)]
+    summary = same.speed_summary(cells)
+    pitch = summary["kinds"]["logistic"]["pitch"]
+    assert pitch["cells"] == 2
+    assert pitch["here"] == {"speedup_median": 13.0, "speedup_min": 6.0, "below_target": 1}
+    # 20 s / 2 s is exactly the target: not below it
+    assert pitch["committed"] == {"speedup_median": 8.0, "speedup_min": 6.0, "below_target": 1}
+    assert summary["kinds"]["logistic"]["event"]["here"]["below_target"] == 0
+    assert summary["heareval_here_over_committed_seconds_median"] == 2.0
+    assert (summary["heareval_seed_score_equal"], summary["heareval_seed_score_compared"]) == (1, 2)
+    assert summary["heareval_seed_score_max_abs_difference"] == pytest.approx(0.05)
+
+    pair = {"variant": "v", "task": "t-v1-full", "family": "pitch", "heareval": 0.5, "heareval_seconds": 60.0,
+            "kinds": {"logistic": {"score": 0.4, "seconds": 2.0}}, "embedding_dir": str(tmp_path / "missing")}
+    kinds = tmp_path / "kinds.json"
+    kinds.write_text(json.dumps({"pairs": [pair]}))
+    out = tmp_path / "same.json"
+    with pytest.raises(SystemExit, match="cells not in"):
+        same.main(["--kinds-file", str(kinds), "--cells", "w|t-v1-full", "--json", str(out)])
+    with pytest.raises(SystemExit, match="no embeddings here"):
+        same.main(["--kinds-file", str(kinds), "--json", str(out)])
+    assert not out.exists()
+
+
+def test_heareval_same_machine_merge_keeps_heareval_and_takes_the_kinds_file_seconds(tmp_path):
+    """--merge keeps an earlier output's heareval run and recomputes its speed-ups from --kinds-file's seconds (the
+    same embedding folder); a kinds file timed on another folder is refused."""
+    import importlib.util
+
+    import pytest
+
+    spec = importlib.util.spec_from_file_location("same", ROOT / "eval_scripts" / "heareval_same_machine.py")
+    same = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(same)
+    folder = tmp_path / "emb"
+    folder.mkdir()
+    pair = {"variant": "v", "task": "t-v1-full", "family": "pitch", "heareval": 0.5, "heareval_seconds": 30.0,
+            "kinds": {"logistic": {"score": 0.4, "seconds": 4.0}}, "embedding_dir": str(folder)}
+    kinds = tmp_path / "kinds.json"
+    kinds.write_text(json.dumps({"pairs": [pair]}))
+    here = {"wall_seconds": 60.0, "seconds": 52.0, "score": 0.5}
+    earlier = {"seed": 42, "note": "before", "commands": ["first"], "cells": [
+        {"variant": "v", "task": "t-v1-full", "family": "pitch", "metric": "pitch_acc", "embedding_dir": str(folder),
+         "heareval_here": here, **same.against({**pair, "kinds": {"logistic": {"score": 0.4, "seconds": 12.0}}},
+                                               here, 42)}]}
+    assert earlier["cells"][0]["kinds"]["logistic"]["speedup_here"] == 5.0
+    merged_file, out = tmp_path / "earlier.json", tmp_path / "out.json"
+    merged_file.write_text(json.dumps(earlier))
+    same.main(["--kinds-file", str(kinds), "--cells", "", "--merge", str(merged_file), "--json", str(out)])
+    cell, = json.loads(out.read_text())["cells"]
+    assert cell["heareval_here"] == here
+    assert cell["kinds"]["logistic"] == {"seconds": 4.0, "score": 0.4, "speedup_here": 15.0, "speedup_committed": 7.5}
+    assert cell["heareval_committed"] == {"seconds": 30.0, "score": 0.5, "seed_score": 0.5}
+    kinds.write_text(json.dumps({"pairs": [{**pair, "embedding_dir": str(tmp_path / "other")}]}))
+    with pytest.raises(SystemExit, match="not the same embeddings"):
+        same.main(["--kinds-file", str(kinds), "--cells", "", "--merge", str(merged_file), "--json", str(out)])
