@@ -372,3 +372,26 @@ def test_event_verdict_waits_for_a_partly_scored_kind_that_could_still_win(figur
     cannot = figures.event_verdict(data([0.6, 0.5, 0.4, None, None, None]))  # already ranked backwards
     assert cannot["undecided"] == [] and cannot["default"] == "linear"
     assert cannot["best_possible"]["logistic"] < 0.94
+
+
+def test_a_rho_just_under_the_target_never_reads_as_meeting_it(figures):
+    """Two decimals would print 0.898 as 0.90, which reads as meeting the 0.9 target: such values get three."""
+    assert [figures.rho_text(v) for v in (0.898, 0.895, 0.8949, 0.9, 0.93, None)] == [
+        "0.898", "0.895", "0.89", "0.90", "0.93", "n/a"]
+
+
+def test_the_targets_block_refuses_one_machine_timings_of_other_seconds(figures, tmp_path):
+    """issue-targets divides heareval's seconds here by the kind's seconds of the kinds file: a same-machine file
+    whose kind seconds are not the kinds file's (timed in another run) is refused, and a cell it lacks too."""
+    shutil.copytree(ROOT / "eval_scripts", tmp_path / "eval_scripts", ignore=shutil.ignore_patterns("*.png", "*.py"))
+    figures.issue_targets(tmp_path)  # the committed files render
+    same = tmp_path / "eval_scripts" / "heareval-same-machine-pitch.json"
+    data = json.loads(same.read_text())
+    data["cells"][0]["kinds"]["logistic"]["seconds"] += 0.01
+    same.write_text(json.dumps(data))
+    with pytest.raises(figures.FiguresError, match="seconds are not"):
+        figures.issue_targets(tmp_path)
+    data["cells"] = data["cells"][1:]
+    same.write_text(json.dumps(data))
+    with pytest.raises(figures.FiguresError, match="lacks the cells"):
+        figures.issue_targets(tmp_path)
