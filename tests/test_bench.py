@@ -9,6 +9,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(name: str):
+    """An ``eval_scripts/NAME.py`` module (eval_scripts is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"eval_scripts_{name}", ROOT / "eval_scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 HXL = "facebook/hubert-xlarge-ll60k"
 W = "facebook/wav2vec2-large-960h-lv60-self"
 
@@ -37,14 +47,9 @@ def test_bench_fails_without_a_speedup_when_hear_gura_fails(tmp_path):
 
 def test_fastprobe_agreement_pairs_cells_and_ranks_like_scipy(tmp_path):
     """eval_scripts/fastprobe_agreement.py: Spearman's rho equals scipy's (ties included); cells pair by file."""
-    import importlib.util
-
     from scipy.stats import spearmanr
 
-    spec = importlib.util.spec_from_file_location("agreement", Path(__file__).parent.parent / "eval_scripts"
-                                                  / "fastprobe_agreement.py")
-    agreement = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(agreement)
+    agreement = load_script("fastprobe_agreement")
     a, b = [0.3, 0.1, 0.1, 0.9, 0.5, 0.2], [0.2, 0.15, 0.3, 0.8, 0.8, 0.1]
     assert abs(agreement.spearman(a, b) - spearmanr(a, b).statistic) < 1e-12
     assert agreement.spearman([1, 2], [2, 1]) is None and agreement.spearman([1, 1, 1], [1, 2, 3]) is None
@@ -101,15 +106,10 @@ def test_fastprobe_agreement_pairs_cells_and_ranks_like_scipy(tmp_path):
 def test_fastprobe_agreement_measures_heareval_against_itself(tmp_path):
     """With three heareval seeds per cell: every pair of runs, and each run left out against the mean of the
     others beside the fast probe against the same means (scipy's rho on numpy's means)."""
-    import importlib.util
-
     import numpy as np
     from scipy.stats import spearmanr
 
-    spec = importlib.util.spec_from_file_location("agreement", Path(__file__).parent.parent / "eval_scripts"
-                                                  / "fastprobe_agreement.py")
-    agreement = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(agreement)
+    agreement = load_script("fastprobe_agreement")
     runs = {"x": (0.50, 0.55, 0.47, 0.4), "y": (0.70, 0.52, 0.66, 0.6), "z": (0.60, 0.65, 0.51, 0.3),
             "w": (0.20, 0.25, 0.30, 0.1), "v": (0.33, 0.21, 0.58, 0.35)}
     for variant, (*seed_scores, fast) in runs.items():
@@ -143,15 +143,10 @@ def test_fastprobe_agreement_measures_heareval_against_itself(tmp_path):
 def test_fastprobe_kinds_scores_each_kind_against_every_heareval_run():
     """With three heareval seeds, each kind is ranked against every run and, leaving each run out, against the
     mean of the other two (scipy's rho on numpy's means)."""
-    import importlib.util
-
     import numpy as np
     from scipy.stats import spearmanr
 
-    spec = importlib.util.spec_from_file_location("kinds", Path(__file__).parent.parent / "eval_scripts"
-                                                  / "fastprobe_kinds.py")
-    kinds = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(kinds)
+    kinds = load_script("fastprobe_kinds")
     table = np.array([[0.50, 0.55, 0.47, 0.40], [0.70, 0.52, 0.66, 0.61], [0.60, 0.65, 0.51, 0.30],
                       [0.20, 0.25, 0.30, 0.10], [0.33, 0.21, 0.58, 0.35]])  # seeds 42, 43, 44, then the kind
     pairs = [{"variant": f"v{k}", "task": "kws-v1-full", "family": "scene", "heareval": float(row[:3].mean()),
@@ -180,13 +175,9 @@ def test_fastprobe_kinds_scores_each_kind_against_every_heareval_run():
 def test_heareval_default_cost_refuses_cells_it_cannot_measure_before_running_anything(tmp_path):
     """eval_scripts/heareval_default_cost.py: an unknown cell or one without embeddings here exits before any probe
     runs and writes nothing; the fast seconds are the pair's linear_raw kind when it has kinds, else its fast cell's."""
-    import importlib.util
-
     import pytest
 
-    spec = importlib.util.spec_from_file_location("cost", ROOT / "eval_scripts" / "heareval_default_cost.py")
-    cost = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cost)
+    cost = load_script("heareval_default_cost")
     pair = {"variant": "v", "task": "t-v1-full", "heareval": 0.5, "heareval_seconds": 60.0, "fast": 0.4,
             "fast_seconds": 9.0, "embedding_dir": str(tmp_path / "missing")}
     assert cost.fast_seconds(pair) == 9.0
@@ -206,13 +197,9 @@ def test_heareval_same_machine_summarises_both_measures_and_refuses_before_runni
     """eval_scripts/heareval_same_machine.py: a cell's committed seed score is its seed's run (or its one run for
     seed 42); speed-ups against heareval here and against the committed seconds are summarised per kind and family
     with the cells below 10x; an unknown cell or one without embeddings exits before any probe runs."""
-    import importlib.util
-
     import pytest
 
-    spec = importlib.util.spec_from_file_location("same", ROOT / "eval_scripts" / "heareval_same_machine.py")
-    same = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(same)
+    same = load_script("heareval_same_machine")
     seeded = {"heareval": 0.6, "heareval_seeds": [42, 43], "heareval_seed_scores": [0.5, 0.7]}
     assert same.committed_seed_score(seeded, 43) == 0.7 and same.committed_seed_score(seeded, 44) is None
     assert same.committed_seed_score({"heareval": 0.6}, 42) == 0.6
@@ -253,13 +240,9 @@ def test_heareval_same_machine_summarises_both_measures_and_refuses_before_runni
 def test_heareval_same_machine_merge_keeps_heareval_and_takes_the_kinds_file_seconds(tmp_path):
     """--merge keeps an earlier output's heareval run and recomputes its speed-ups from --kinds-file's seconds (the
     same embedding folder); a kinds file timed on another folder is refused."""
-    import importlib.util
-
     import pytest
 
-    spec = importlib.util.spec_from_file_location("same", ROOT / "eval_scripts" / "heareval_same_machine.py")
-    same = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(same)
+    same = load_script("heareval_same_machine")
     folder = tmp_path / "emb"
     folder.mkdir()
     pair = {"variant": "v", "task": "t-v1-full", "family": "pitch", "heareval": 0.5, "heareval_seconds": 30.0,
