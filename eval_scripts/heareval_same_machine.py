@@ -1,8 +1,8 @@
 """heareval's probe run again on THIS machine on the cells of a ``fastprobe_kinds.py`` file: speed-ups of one machine.
 
 The fast-probe tests divide heareval's seconds from the committed cells (most
-of them made on another 2-core machine, AVX-512, some years of heareval runs
-ago) by the fast kinds' seconds measured here (2-core AVX2): two machines. This
+of them made on another 2-core machine, AVX-512) by the fast kinds' seconds
+measured here (2-core AVX2): two machines. This
 script runs heareval's probe again here on the same embedding folders, with
 the settings of the comparisons (``--grid fast --grid-points 2``, seed 42), one
 fresh subprocess per cell as ``hear-gura evaluate`` runs it
@@ -11,8 +11,8 @@ fresh subprocess per cell as ``hear-gura evaluate`` runs it
 - heareval's wall-clock seconds here (the subprocess's Python start and imports
   included: what ``evaluate`` records as a one-seed cell's ``predict_seconds``)
   and its run's own seconds (training and scoring, ``run.json``);
-- its seed-42 score here beside the committed cell's seed-42 score (heareval's
-  probe reproduces itself on one machine, not across machines:
+- its seed-42 score here beside the committed cell's seed-42 score (a score of
+  heareval's probe can change from machine to machine:
   ``results-speech-pitch-seeds/provenance.json``);
 - for each kind of the kinds file: its speed-up against heareval's seconds here
   (one machine) and against the committed seconds (two machines, as before).
