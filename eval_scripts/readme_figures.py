@@ -915,6 +915,25 @@ def times(value: float) -> str:
     return f"{value:.1f}x" if value < 10 else f"{value:.0f}x"
 
 
+def kind_speedup(pair: dict, kind: str) -> float:
+    """A fastprobe_kinds.py pair's speed-up for ``kind``: heareval's seconds of one run over the kind's seconds."""
+    return pair["heareval_seconds"] / pair["kinds"][kind]["seconds"]
+
+
+def speed_text(speedups: list[float]) -> str:
+    """``median, slowest, cells below 10x`` of per-cell speed-ups, as the speed tables print them."""
+    return (f"{times(statistics.median(speedups))}, {times(min(speedups))}, "
+            f"{sum(v < SPEED_TARGET for v in speedups)}")
+
+
+def identical_kind_scores(after: dict, before: dict) -> tuple[int, int]:
+    """Over the (cell, kind) scores two kinds files share (``{(variant, task): kinds}`` each): how many are identical
+    (NaN as NaN), and how many there are."""
+    both = [(after[key][k]["score"], before[key][k]["score"]) for key in after if key in before
+            for k in after[key] if k in before[key]]
+    return sum(same_score(a, b) for a, b in both), len(both)
+
+
 def rho_text(value: float | None) -> str:
     """A Spearman's rho as the README prints it: two decimals, ``n/a`` where undefined; three where two would
     round a value below the 0.9 target up to ``0.90`` (0.898 must not read as meeting it)."""
@@ -1266,12 +1285,12 @@ def event_scorer(root: Path, bench_name: str = "bench-event-scores-cpu.json",
                  ["kinds"]]
         same = sum(same_score(b["kinds"][kind]["score"], a["kinds"][kind]["score"]) for b, a in pairs)
         secs = [[x["kinds"][kind]["seconds"] for x in side] for side in zip(*pairs)]
-        ratio = [[x["heareval_seconds"] / x["kinds"][kind]["seconds"] for x in side] for side in zip(*pairs)]
+        ratio = [[kind_speedup(x, kind) for x in side] for side in zip(*pairs)]
         out.append(f"| `{kind}` | {len(pairs)} | {same} of {len(pairs)} | {statistics.median(secs[0]):.1f} → "
                    f"{statistics.median(secs[1]):.1f} s | {times(statistics.median(ratio[0]))} → "
                    f"{times(statistics.median(ratio[1]))} | {times(min(ratio[0]))} → {times(min(ratio[1]))} | "
                    f"{sum(r < SPEED_TARGET for r in ratio[0])} → {sum(r < SPEED_TARGET for r in ratio[1])} |")
-    slowest = {k: min(rows, key=lambda p: p["heareval_seconds"] / p["kinds"][k]["seconds"]) for k in kinds}
+    slowest = {k: min(rows, key=lambda p: kind_speedup(p, k)) for k in kinds}
     out += ["", "Before: `fastprobe-kinds-families.json` (the fourth test). After: the same cells, kinds and "
             "commands, one process per cell, with the fast scorer (`fastprobe-kinds-families-event-scorer.json`); "
             "speed-up: heareval's seconds of one run of the cell over the kind's. Slowest cell after: "
@@ -1391,10 +1410,9 @@ def fastprobe_families(root: Path, family: str = "event", kinds_name: str = "fas
             for p in load_json(root, f"{EVAL}/{name}")["pairs"]:
                 if p["family"] == family:
                     before.setdefault((p["variant"], p["task"]), p["kinds"])
-        both = [(scored[key][k]["score"], before[key][k]["score"]) for key in scored if key in before
-                for k in scored[key] if k in before[key]]
+        equal, compared = identical_kind_scores(scored, before)
         text.append(f"The same cell and kind in {', '.join(f'`{n}`' for n in earlier_names if n)} ({earlier_label}): "
-                    f"{sum(same_score(a, b) for a, b in both)} of {len(both)} scores identical.")
+                    f"{equal} of {compared} scores identical.")
     text.append(provenance or f"Measured: {agreement['note']}.")
     out.append(" ".join(text) + "\n")
     return "\n".join(out)
@@ -1430,11 +1448,10 @@ def fastprobe_families_pitch_later(root: Path) -> str:
     if missing or not cells:
         raise FiguresError(f"fastprobe-kinds-families-pitch-remade.json: cells {missing or 'none'} are not the first "
                            "attempt's")
-    both = [(v["score"], first[(p["variant"], p["task"])][k]["score"]) for p in cells for k, v in p["kinds"].items()
-            if k in first[(p["variant"], p["task"])]]
+    equal, compared = identical_kind_scores({(p["variant"], p["task"]): p["kinds"] for p in cells}, first)
     return out + (f"\nRe-made in the same later session: the first attempt's {len(cells)} pitch cells without CREPE "
                   f"({', '.join(p['variant'] for p in cells)}; CREPE's member pass on the nsynth clips did not fit), "
-                  f"every kind run again on them: {sum(same_score(a, b) for a, b in both)} of {len(both)} scores "
+                  f"every kind run again on them: {equal} of {compared} scores "
                   f"identical to the first attempt's (`fastprobe-kinds-families-pitch-remade.json`; the fast cells in "
                   f"`eval_scripts/results-families-pitch/`). Measured: {remade['note']}.\n")
 
@@ -1501,9 +1518,7 @@ def heareval_same_machine(root: Path, names: list[str], kind: str = "logistic") 
         committed = [c["kinds"][kind]["speedup_committed"] for c in rows]
         out.append(f"| {family} | {len(rows)} | {statistics.median(c['heareval_here']['wall_seconds'] for c in rows):.0f} "
                    f"| {statistics.median(c['heareval_committed']['seconds'] for c in rows):.0f} | "
-                   f"{times(statistics.median(here))}, {times(min(here))}, {sum(v < SPEED_TARGET for v in here)} | "
-                   f"{times(statistics.median(committed))}, {times(min(committed))}, "
-                   f"{sum(v < SPEED_TARGET for v in committed)} |")
+                   f"{speed_text(here)} | {speed_text(committed)} |")
         below += [f"{c['variant']} on {c['task'].split('-v1')[0]} ({c['kinds'][kind]['seconds']:.2f} s against "
                   f"{c['heareval_here']['wall_seconds']:.1f} s: {times(c['kinds'][kind]['speedup_here'])})"
                   for c in rows if c["kinds"][kind]["speedup_here"] < SPEED_TARGET]
@@ -1552,7 +1567,7 @@ def issue_targets(root: Path) -> str:
         pairs = [p for p in kinds["pairs"] if p["family"] == family and kind in p["kinds"]]
         if len(pairs) != s["cells"]:
             raise FiguresError(f"{kinds_name}: {len(pairs)} {family} cells with {kind}, its summary says {s['cells']}")
-        plans = [p["heareval_seconds"] / p["kinds"][kind]["seconds"] for p in pairs]
+        plans = [kind_speedup(p, kind) for p in pairs]
         if same_name == "":
             here = plans
         elif same_name is None:
@@ -1575,7 +1590,7 @@ def issue_targets(root: Path) -> str:
             if values and self_runs["cells"] >= 3:
                 itself = (f"{min(values):.2f} to {max(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}") + (
                     f" ({self_runs['cells']} cells)" if self_runs["cells"] != len(pairs) else "")
-        per_task = ", ".join(f"{rho_text(v)}" for v in s["spearman_per_task"].values())
+        per_task = ", ".join(rho_text(v) for v in s["spearman_per_task"].values())
         below_plans += sum(v < SPEED_TARGET for v in plans)
         below_here += sum(v < SPEED_TARGET for v in here)
         cells_total += len(pairs)
@@ -1584,9 +1599,7 @@ def issue_targets(root: Path) -> str:
         if family == "scene" and (s["spearman_pooled"] is None or s["spearman_pooled"] < SCENE_TARGET):
             rank_missed.append(what)
         out.append(f"| {what}: {len(pairs)} | `{kind}` | {rho_text(s['spearman_pooled'])} ({per_task}) | {itself} | "
-                   f"{times(statistics.median(plans))}, {times(min(plans))}, {sum(v < SPEED_TARGET for v in plans)} | "
-                   + (f"{times(statistics.median(here))}, {times(min(here))}, {sum(v < SPEED_TARGET for v in here)}"
-                      if here else "not measured") + " |")
+                   f"{speed_text(plans)} | {speed_text(here) if here else 'not measured'} |")
     out += ["", "Rank correlation of at least 0.9 on scene tasks: "
             + (f"missed on the {' and the '.join(r.split(', ', 1)[1] for r in rank_missed)}" if rank_missed
                else "met on every scene family") + ". At least ten times faster on every cell: "
