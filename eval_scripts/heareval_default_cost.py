@@ -49,17 +49,21 @@ def fast_seconds(pair: Dict[str, Any]) -> float:
 def run_heareval_probe(embedding_dir: Path, metrics: Sequence[str], grid: Sequence[Any] = DEFAULT_GRID,
                        seed: int = 42) -> Dict[str, Any]:
     """heareval's probe on one task folder, in a fresh subprocess as ``evaluate`` runs it
-    (``hear_gura.harness.probe_run``), with ``grid`` = (grid name, grid points) and one seed.
+    (``hear_gura.harness.probe_run``), with ``grid`` = (grid name, grid points) and one seed, on an
+    :func:`~hear_gura.harness.probe_run.input_view` of the folder: runs on one folder can go on at once.
 
     Returns ``{"seconds": its run's seconds (run.json: training and scoring), "wall_seconds": the subprocess's
     wall-clock seconds (its Python start and imports included: what ``evaluate`` records as a one-seed cell's
     ``predict_seconds``), "score": the primary test score}``.
     """
-    from hear_gura.harness.probe_run import seed_folder_name
+    from hear_gura.harness.probe_run import input_view, seed_folder_name
     from hear_gura.harness.scores import read_scores
 
-    with tempfile.TemporaryDirectory() as keep:
-        command = [sys.executable, "-m", "hear_gura.harness.probe_run", "predictions", str(embedding_dir),
+    with tempfile.TemporaryDirectory() as work:
+        # heareval writes its outputs into the folder it scores: a view of links to the embeddings keeps them
+        # apart from any other run's on the same folder (and leaves the folder as it was)
+        view, keep = input_view(Path(embedding_dir), Path(work) / "view"), str(Path(work) / "runs")
+        command = [sys.executable, "-m", "hear_gura.harness.probe_run", "predictions", str(view),
                    "--seeds", str(seed), "--keep", keep, "--grid", str(grid[0]), "--grid-points", str(grid[1])]
         start = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True)

@@ -303,3 +303,42 @@ def test_probe_progress_shows_an_epoch_at_most_once_a_minute_within_a_training()
     assert progress.feed("predict - t - 110 - Training split 2 of 5: {'train': ['fold00']}") == (
         "heareval probe (seed 43): training for test split 2 of 5 with the best grid point, "
         "1 h 02 min into the probe step")
+
+
+def test_heareval_runs_on_views_of_one_folder_go_on_at_once_and_a_second_run_in_the_folder_is_refused(walk):
+    """heareval's runner writes its outputs into the folder it scores. Two runs of the scripts' one way to run it
+    (eval_scripts/heareval_default_cost.run_heareval_probe, each on an input_view of the folder) at the same time on
+    one embedding folder give the scores evaluate's own runs gave for those seeds, and leave the folder's outputs as
+    they were; a probe run in a folder whose lock another process holds is refused before heareval starts."""
+    import importlib.util
+    import threading
+
+    from hear_gura.harness.probe_run import LOCK_FILE, exclusive_outputs, input_view
+    from hear_gura.harness.probe_run import main as probe_main
+
+    spec = importlib.util.spec_from_file_location(
+        "eval_scripts_heareval_default_cost", Path(__file__).resolve().parents[1] / "eval_scripts" /
+        "heareval_default_cost.py")
+    cost = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cost)
+    [folder] = (walk["out"] / "embeddings" / "fbank").glob(f"*/{SCENE}")
+    before = (folder / "test.predicted-scores.json").read_bytes()
+    metric = walk["B_record"]["metric"]
+    results: Dict[int, dict] = {}
+    threads = [threading.Thread(target=lambda s=s: results.__setitem__(
+        s, cost.run_heareval_probe(folder, [metric], ("faster", 1), s))) for s in (42, 43)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [results[seed]["score"] for seed in (42, 43)] == walk["B_record"]["seed_scores"]
+    assert (folder / "test.predicted-scores.json").read_bytes() == before
+
+    view = input_view(folder, walk["out"].parent / "view")
+    linked = sorted(p.name for p in view.iterdir())
+    assert "task_metadata.json" in linked and "test.predicted-scores.json" not in linked
+    assert not any(name.endswith(".predictions.pkl") or name in ("lightning_logs", LOCK_FILE) for name in linked)
+    with exclusive_outputs(folder), pytest.raises(SystemExit, match="another heareval probe run"):
+        probe_main(["predictions", str(folder), "--seeds", "42", "--keep", str(walk["out"].parent / "refused"),
+                    "--grid", "faster", "--grid-points", "1"])
+    assert not any((walk["out"].parent / "refused").iterdir())

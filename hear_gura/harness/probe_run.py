@@ -19,18 +19,25 @@ probe's ``fastprobe.json``; plus ``run.json`` (seed, seconds, per-class
 scores). The folder is written under a temporary name and renamed when
 complete, so a folder that exists is a finished run. The embedding folder
 keeps heareval's outputs of the last run, as heareval's own runner leaves them.
+
+heareval's runner writes its outputs INTO the embedding folder (and deletes
+them first), so two runs on one folder at once would take each other's scores:
+a heareval run holds ``EMBEDDING_DIR/.probe-run.lock`` and a second one is
+refused. To run several at once on the same embeddings, give each an
+:func:`input_view` of the folder (links to its inputs, none of its outputs).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 #: What heareval's prediction runner writes into an embedding folder (``prediction.log`` aside).
 SCORES_FILE = "test.predicted-scores.json"
@@ -41,6 +48,10 @@ FAST_FILE = "fastprobe.json"
 #: heareval's own fixed seed (``task_predictions`` calls ``seed_everything(42)``): run 0 of every cell.
 FIRST_SEED = 42
 PREFIXES = {"heareval": "", "fast": "fastprobe-"}
+#: Held in an embedding folder while heareval's runner writes its outputs there.
+LOCK_FILE = ".probe-run.lock"
+#: heareval's runner's outputs in an embedding folder (with ``PREDICTIONS_GLOB``): never linked by :func:`input_view`.
+HEAREVAL_OUTPUTS = (DONE_PREDICTIONS, SCORES_FILE, "prediction.log", "lightning_logs", LOCK_FILE)
 
 
 def seed_folder_name(probe: str, seed: int) -> str:
@@ -59,6 +70,44 @@ def clear_outputs(embedding_dir: Path, log: bool = True) -> None:
     for path in embedding_dir.glob(PREDICTIONS_GLOB):
         path.unlink()
     shutil.rmtree(embedding_dir / "lightning_logs", ignore_errors=True)
+
+
+def input_view(embedding_dir: Path, view: Path) -> Path:
+    """Fill the new folder ``view`` with symbolic links to ``embedding_dir``'s inputs (embeddings, labels,
+    metadata), none of heareval's outputs (:data:`HEAREVAL_OUTPUTS`, ``*.predictions.pkl``), and return it.
+
+    heareval's runner run on ``view`` reads the same files and writes its outputs into ``view``: runs on views of
+    one folder can go on at once without touching each other's scores, or the folder.
+    """
+    if not (embedding_dir / "task_metadata.json").is_file():
+        raise FileNotFoundError(f"{embedding_dir} is not an embedding folder of heareval's runner (no "
+                                "task_metadata.json)")
+    view.mkdir(parents=True)
+    for path in sorted(embedding_dir.iterdir()):
+        if path.name not in HEAREVAL_OUTPUTS and not path.match(PREDICTIONS_GLOB):
+            (view / path.name).symlink_to(path.resolve())
+    return view
+
+
+@contextlib.contextmanager
+def exclusive_outputs(embedding_dir: Path) -> Iterator[None]:
+    """Hold ``embedding_dir/.probe-run.lock`` while heareval's runner writes there (released on exit or death).
+
+    Raises:
+        RuntimeError: another process holds it.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    with open(embedding_dir / LOCK_FILE, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"another heareval probe run is writing its outputs in {embedding_dir}: wait for it, "
+                               "or run each on its own input_view() of the folder") from None
+        yield
 
 
 def _seeded_heareval(seed_holder: List[int]) -> Any:
@@ -98,31 +147,35 @@ def _publish(staging: Path, final: Path) -> None:
 
 
 def run_heareval(embedding_dir: Path, seeds: Sequence[int], keep: Path, grid_points: int, grid: str) -> int:
-    """heareval's probe once per seed; each run kept in ``keep/seed-<seed>``. Returns an exit status."""
+    """heareval's probe once per seed; each run kept in ``keep/seed-<seed>``. Returns an exit status.
+
+    Holds the folder's :func:`exclusive_outputs` lock for all the seeds (heareval writes its outputs there).
+    """
     seed_holder = [FIRST_SEED]
-    runner = _seeded_heareval(seed_holder)
-    for seed in seeds:
-        seed_holder[0] = seed
-        clear_outputs(embedding_dir, log=False)
-        print(f"hear_gura probe run: seed {seed} (heareval's seed_everything({FIRST_SEED}) takes {seed})",
-              flush=True)
-        start = time.perf_counter()
-        runner.main(args=[str(embedding_dir), "--grid-points", str(grid_points), "--grid", grid],
-                    standalone_mode=False)
-        seconds = time.perf_counter() - start
-        if not (embedding_dir / SCORES_FILE).exists():
-            print(f"heareval wrote no {SCORES_FILE} for seed {seed}", file=sys.stderr, flush=True)
-            return 1
-        staging = keep / f".{seed_folder_name('heareval', seed)}.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        for path in [embedding_dir / SCORES_FILE, embedding_dir / DONE_PREDICTIONS,
-                     *sorted(embedding_dir.glob(PREDICTIONS_GLOB))]:
-            if path.exists():
-                shutil.copy2(path, staging / path.name)
-        run = {"seed": seed, "seconds": round(seconds, 2), "per_class": _per_class(staging, embedding_dir)}
-        (staging / RUN_FILE).write_text(json.dumps(run, indent=2, default=str) + "\n", encoding="utf-8")
-        _publish(staging, keep / seed_folder_name("heareval", seed))
+    with exclusive_outputs(embedding_dir):
+        runner = _seeded_heareval(seed_holder)
+        for seed in seeds:
+            seed_holder[0] = seed
+            clear_outputs(embedding_dir, log=False)
+            print(f"hear_gura probe run: seed {seed} (heareval's seed_everything({FIRST_SEED}) takes {seed})",
+                  flush=True)
+            start = time.perf_counter()
+            runner.main(args=[str(embedding_dir), "--grid-points", str(grid_points), "--grid", grid],
+                        standalone_mode=False)
+            seconds = time.perf_counter() - start
+            if not (embedding_dir / SCORES_FILE).exists():
+                print(f"heareval wrote no {SCORES_FILE} for seed {seed}", file=sys.stderr, flush=True)
+                return 1
+            staging = keep / f".{seed_folder_name('heareval', seed)}.partial"
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            for path in [embedding_dir / SCORES_FILE, embedding_dir / DONE_PREDICTIONS,
+                         *sorted(embedding_dir.glob(PREDICTIONS_GLOB))]:
+                if path.exists():
+                    shutil.copy2(path, staging / path.name)
+            run = {"seed": seed, "seconds": round(seconds, 2), "per_class": _per_class(staging, embedding_dir)}
+            (staging / RUN_FILE).write_text(json.dumps(run, indent=2, default=str) + "\n", encoding="utf-8")
+            _publish(staging, keep / seed_folder_name("heareval", seed))
     return 0
 
 
@@ -162,7 +215,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     args.keep.mkdir(parents=True, exist_ok=True)
     if args.probe == "predictions":
-        status = run_heareval(args.embedding_dir, seeds, args.keep, args.grid_points, args.grid)
+        try:
+            status = run_heareval(args.embedding_dir, seeds, args.keep, args.grid_points, args.grid)
+        except RuntimeError as err:
+            sys.exit(f"hear_gura probe run: {err}")
     else:
         status = run_fast(args.embedding_dir, seeds, args.keep, args.device)
     sys.exit(status)
