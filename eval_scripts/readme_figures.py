@@ -1499,57 +1499,146 @@ def sweep_seeds(root: Path, kind_pairs: list[dict], kinds: list[str]) -> str:
             f"the speed-ups per cell are: {timing}.\n")
 
 
-def heareval_same_machine(root: Path, names: list[str], kind: str = "logistic") -> str:
+#: The rows of the heareval-same-machine block: (label, heareval_same_machine.py file, kinds file the cells' kinds
+#: were timed in, earlier kinds file of the same cells whose embeddings were re-made for it, or "").
+SAME_MACHINE_ROWS = (
+    ("scene, speech tasks", "heareval-same-machine-speech.json", "fastprobe-kinds-logistic-now.json",
+     "fastprobe-kinds-logistic.json"),
+    ("scene, environmental and language tasks", "heareval-same-machine-env.json",
+     "fastprobe-kinds-families-env.json", ""),
+    ("pitch", "heareval-same-machine-pitch.json", "fastprobe-kinds-families-pitch-now.json", ""),
+)
+
+
+def heareval_same_machine(root: Path, rows: tuple = SAME_MACHINE_ROWS, kind: str = "logistic") -> str:
     """heareval's probe run again on THIS machine on the cells of kinds files (eval_scripts/heareval_same_machine.py):
-    per family, ``kind``'s speed-ups against those seconds (one machine) beside those against the committed cells'
-    seconds (the measure of the plans: two machines), the cells below the target named, and heareval's seed
-    score here against the committed one."""
-    files = [(name, load_json(root, f"{EVAL}/{name}")) for name in names]
-    cells = [c for _, data in files for c in data["cells"] if kind in c["kinds"]]
-    if not cells:
-        raise FiguresError(f"{', '.join(names)}: no cell with the kind {kind!r}")
-    out = [f"| family | cells | heareval here, one run (median s) | committed run (median s) | `{kind}`, one machine: "
+    per file (:data:`SAME_MACHINE_ROWS`), ``kind``'s speed-ups against those seconds (one machine) beside those
+    against the committed cells' seconds (the measure of the plans: two machines), the cells below the target
+    named, heareval's seed score here against the committed one, and for cells re-made for it, whether every kind
+    scores them as the earlier kinds file did."""
+    files = [(label, name, load_json(root, f"{EVAL}/{name}"), kinds_name, earlier)
+             for label, name, kinds_name, earlier in rows]
+    out = [f"| cells | count | heareval here, one run (median s) | committed run (median s) | `{kind}`, one machine: "
            "median, slowest, cells below 10x | two machines (the plans' measure): median, slowest, below 10x |",
            "|---|---:|---:|---:|---|---|"]
     below: list[str] = []
-    for family in sorted({c["family"] for c in cells}):
-        rows = [c for c in cells if c["family"] == family]
-        here = [c["kinds"][kind]["speedup_here"] for c in rows]
-        committed = [c["kinds"][kind]["speedup_committed"] for c in rows]
-        out.append(f"| {family} | {len(rows)} | {statistics.median(c['heareval_here']['wall_seconds'] for c in rows):.0f} "
-                   f"| {statistics.median(c['heareval_committed']['seconds'] for c in rows):.0f} | "
+    remade: list[str] = []
+    cells: list[dict] = []
+    for label, name, data, kinds_name, earlier in files:
+        rows_here = [c for c in data["cells"] if kind in c["kinds"]]
+        if not rows_here:
+            raise FiguresError(f"{name}: no cell with the kind {kind!r}")
+        kinds = {(p["variant"], p["task"]): p for p in load_json(root, f"{EVAL}/{kinds_name}")["pairs"]}
+        for c in rows_here:
+            pair = kinds.get((c["variant"], c["task"]))
+            if pair is None or pair["kinds"][kind]["seconds"] != c["kinds"][kind]["seconds"]:
+                raise FiguresError(f"{name}: {c['variant']} x {c['task']}'s {kind} seconds are not {kinds_name}'s "
+                                   "(re-run heareval_same_machine.py --merge with it)")
+        cells += rows_here
+        here = [c["kinds"][kind]["speedup_here"] for c in rows_here]
+        committed = [c["kinds"][kind]["speedup_committed"] for c in rows_here]
+        out.append(f"| {label} | {len(rows_here)} | "
+                   f"{statistics.median(c['heareval_here']['wall_seconds'] for c in rows_here):.0f} "
+                   f"| {statistics.median(c['heareval_committed']['seconds'] for c in rows_here):.0f} | "
                    f"{speed_text(here)} | {speed_text(committed)} |")
         below += [f"{c['variant']} on {c['task'].split('-v1')[0]} ({c['kinds'][kind]['seconds']:.2f} s against "
                   f"{c['heareval_here']['wall_seconds']:.1f} s: {times(c['kinds'][kind]['speedup_here'])})"
-                  for c in rows if c["kinds"][kind]["speedup_here"] < SPEED_TARGET]
+                  for c in rows_here if c["kinds"][kind]["speedup_here"] < SPEED_TARGET]
+        if earlier:
+            before = {(p["variant"], p["task"]): p["kinds"] for p in load_json(root, f"{EVAL}/{earlier}")["pairs"]}
+            equal, total = identical_kind_scores({key: p["kinds"] for key, p in kinds.items()}, before)
+            if total == 0:
+                raise FiguresError(f"{kinds_name} and {earlier} share no (cell, kind) score")
+            earlier_pairs = [p for p in load_json(root, f"{EVAL}/{earlier}")["pairs"] if kind in p["kinds"]]
+            now_pairs = [kinds[(c["variant"], c["task"])] for c in rows_here]
+            remade.append(f"{label}: embeddings re-made here for this run (`{kinds_name}`), every kind's score on them "
+                          f"the same as `{earlier}`'s in {equal} of {total} (cell, kind) pairs; `{kind}`'s speed-up "
+                          "against the same committed heareval seconds (cells heareval made on this machine) was "
+                          f"{speed_text([kind_speedup(p, kind) for p in earlier_pairs])} in `{earlier}` and is "
+                          f"{speed_text([kind_speedup(p, kind) for p in now_pairs])} now: the same fits, timed on a "
+                          "loaded machine twice")
+    equal_per_row = []
+    for label, _, data, _, _ in files:
+        compared = [c for c in data["cells"] if kind in c["kinds"] and c["heareval_committed"]["seed_score"] is not None]
+        equal = sum(c["heareval_here"]["score"] == c["heareval_committed"]["seed_score"] for c in compared)
+        equal_per_row.append(f"{equal} of {len(compared)} ({label})")
     compared = [c for c in cells if c["heareval_committed"]["seed_score"] is not None]
-    equal = sum(c["heareval_here"]["score"] == c["heareval_committed"]["seed_score"] for c in compared)
     largest = max((abs(c["heareval_here"]["score"] - c["heareval_committed"]["seed_score"]) for c in compared),
                   default=float("nan"))
-    grid, seed = files[0][1]["grid"], files[0][1]["seed"]
+    grid, seed = files[0][2]["grid"], files[0][2]["seed"]
     out += ["", f"heareval's probe as the comparisons ran it (grid {grid[0]}, {grid[1]} points, seed {seed}), one "
             f"fresh process per cell as `evaluate` runs it (its seconds: the process's wall clock, start and imports "
-            f"included), on the same embedding folders as `{kind}`'s seconds ({', '.join(f'`{n}`' for n, _ in files)})"
+            f"included), on the same embedding folders as `{kind}`'s seconds ({', '.join(f'`{f[1]}`' for f in files)})"
             + (f". Below the target on this machine: {'; '.join(below)}" if below else
                ". No cell is below the target on this machine")
-            + f". heareval's seed-{seed} score here equals the committed cell's on {equal} of {len(compared)} cells "
+            + (". " + "; ".join(remade) if remade else "")
+            + f". heareval's seed-{seed} score here equals the committed cell's on {', '.join(equal_per_row)} cells "
             f"(largest difference {largest:.3f}; the committed cells' provenance names their machines: a score of heareval's "
             "probe can change from machine to machine, so both scores are kept and the rankings use the committed ones). "
-            "Measured: " + "; ".join(f"`{name}`: {data['note']}" for name, data in files) + "."]
+            "Measured: " + "; ".join(f"`{f[1]}`: {f[2]['note']}" for f in files) + "."]
+    return "\n".join(out) + "\n"
+
+
+def fastprobe_reference(root: Path, name: str = "fastprobe-reference-env.json") -> str:
+    """The kinds against heareval's reference with more runs (eval_scripts/fastprobe_reference.py, its plan
+    fastprobe-reference-plan.md): each kind against the mean of all runs (the headline), of the runs here and of
+    the committed runs, and against the mean of the other runs with each left out beside heareval's own run."""
+    data = load_json(root, f"{EVAL}/{name}")
+    runs = data["runs"]
+    here = [r["seed"] for r in runs if r["source"] == "here"]
+    committed = [r["seed"] for r in runs if r["source"] == "committed"]
+    tasks = list(data["machines"]["per_task"])
+
+    def with_tasks(entry: dict) -> str:
+        return (f"{rho_text(entry['pooled'])} (" + " / ".join(rho_text(entry["per_task"][t]) for t in tasks) + ")")
+
+    itself = data["heareval_self"]
+    out = [f"| {data['cells']} cells | against the mean of all {len(runs)} runs: pooled ("
+           + " / ".join(t.split("-v1")[0] for t in tasks) + f") | the {len(here)} runs here | the {len(committed)} "
+           f"committed runs | each run left out, against the mean of the other {len(runs) - 1} |",
+           "|---|---|---|---|---:|",
+           f"| heareval, the run left out | n/a | n/a | n/a | {rho_text(itself['leave_one_out']['mean'])} |"]
+    for kind, entry in data["kinds"].items():
+        out.append(f"| `{kind}` | {'**' + with_tasks(entry['all']) + '**' if kind == 'logistic' else with_tasks(entry['all'])} "
+                   f"| {with_tasks(entry['here'])} | {with_tasks(entry['committed'])} | "
+                   f"{rho_text(entry['leave_one_out']['mean'])} |")
+    same_seed = [q["spearman_pooled"] for q in itself["pairs"] if runs[q["runs"][0]]["seed"] == runs[q["runs"][1]]["seed"]]
+    other_seeds = [q["spearman_pooled"] for q in itself["pairs"]
+                   if runs[q["runs"][0]]["seed"] != runs[q["runs"][1]]["seed"] and q["spearman_pooled"] is not None]
+    machines = data["machines"]
+    headline = data["kinds"]["logistic"]["all"]["pooled"]
+    met = headline is not None and headline >= SCENE_TARGET
+    seconds = data["here_wall_seconds"]
+    out += ["", f"heareval's runs: seeds {', '.join(map(str, committed))} committed (another 2-core machine, AVX-512) "
+            f"and seeds {', '.join(map(str, here))} here (this 2-core AVX2 machine; `heareval_same_machine.py`, the "
+            "reduced grid, one fresh process per cell, on the embedding folders the kinds were scored on); the kinds' "
+            f"scores are `{Path(data['kinds_file']).name}`'s, not fitted again. heareval run against run, pooled: "
+            f"{min(other_seeds):.2f} to {max(other_seeds):.2f} over the {len(other_seeds)} pairs of different seeds; "
+            f"the same seed on the two machines: " + ", ".join(f"{v:.3f}" for v in same_seed) + ". The "
+            f"mean of the runs here against the mean of the committed runs: {with_tasks(machines)}, largest change of "
+            f"one cell's mean {machines['max_abs_difference']:.3f}. heareval's median wall seconds per cell here: "
+            + ", ".join(f"seed {k} {v:.0f} s" for k, v in seconds.items())
+            + ". Measured: " + " | ".join(dict.fromkeys(n for n in data["here_notes"] if n)) + ".",
+            "", f"By the plan's rule: `logistic` ranks the {data['cells']} cells at {rho_text(headline)} against the "
+            f"mean of all {len(runs)} heareval runs, so the scene target (0.9) is "
+            + ("met" if met else "missed") + " on the environmental and language tasks."]
     return "\n".join(out) + "\n"
 
 
 #: The rows of the issue-targets block: (what, kinds file, agreement file with heareval's runs against each other or
-#: "", family, the kind ``evaluate --probe fast`` runs there, heareval_same_machine.py file or "" when the kinds
-#: file's heareval seconds were measured on this machine already, or None when no one-machine timing exists).
+#: "", family, the kind ``evaluate --probe fast`` runs there, heareval_same_machine.py file of the same cells, or None
+#: when no one-machine timing exists, fastprobe_reference.py file whose mean of all runs is the row's reference, or ""
+#: for the kinds file's).
 TARGET_ROWS = (
-    ("scene, speech tasks (the third test)", "fastprobe-kinds-logistic.json", "", "scene", "logistic", ""),
+    ("scene, speech tasks (the third test)", "fastprobe-kinds-logistic-now.json", "", "scene", "logistic",
+     "heareval-same-machine-speech.json", ""),
     ("scene, environmental and language tasks", "fastprobe-kinds-families-env.json",
-     "fastprobe-agreement-families-env.json", "scene", "logistic", "heareval-same-machine-env.json"),
+     "fastprobe-agreement-families-env.json", "scene", "logistic", "heareval-same-machine-env.json",
+     "fastprobe-reference-env.json"),
     ("pitch (nsynth_like_pitch, with PESTO's six)", "fastprobe-kinds-families-pitch-now.json",
-     "fastprobe-agreement-families-pitch-now.json", "pitch", "logistic", "heareval-same-machine-pitch.json"),
+     "fastprobe-agreement-families-pitch-now.json", "pitch", "logistic", "heareval-same-machine-pitch.json", ""),
     ("event (dcase_like_events, maestro_like_onset)", "fastprobe-kinds-families-event-scorer.json",
-     "fastprobe-agreement-families.json", "event", "linear_raw", None),
+     "fastprobe-agreement-families.json", "event", "linear_raw", None, ""),
 )
 
 
@@ -1561,16 +1650,14 @@ def issue_targets(root: Path) -> str:
            "cell, the plans' measure: median, slowest, cells below 10x | on one machine: median, slowest, below 10x |",
            "|---|---|---|---|---|---|"]
     rank_missed, below_plans, below_here, cells_total, unmeasured = [], 0, 0, 0, []
-    for what, kinds_name, agreement_name, family, kind, same_name in TARGET_ROWS:
+    for what, kinds_name, agreement_name, family, kind, same_name, reference_name in TARGET_ROWS:
         kinds = load_json(root, f"{EVAL}/{kinds_name}")
         s = kinds["summary"][kind][family]
         pairs = [p for p in kinds["pairs"] if p["family"] == family and kind in p["kinds"]]
         if len(pairs) != s["cells"]:
             raise FiguresError(f"{kinds_name}: {len(pairs)} {family} cells with {kind}, its summary says {s['cells']}")
         plans = [kind_speedup(p, kind) for p in pairs]
-        if same_name == "":
-            here = plans
-        elif same_name is None:
+        if same_name is None:
             here = []
         else:
             measured = {(c["variant"], c["task"]): c for c in load_json(root, f"{EVAL}/{same_name}")["cells"]}
@@ -1584,21 +1671,38 @@ def issue_targets(root: Path) -> str:
                                        f"{kinds_name}'s (re-run heareval_same_machine.py --merge with it)")
             here = [measured[(p["variant"], p["task"])]["kinds"][kind]["speedup_here"] for p in pairs]
         itself = "n/a"
-        if agreement_name:
+        pooled, per_task_values, reference_note = s["spearman_pooled"], list(s["spearman_per_task"].values()), ""
+        if reference_name:
+            reference = load_json(root, f"{EVAL}/{reference_name}")
+            scores = {(p["variant"], p["task"]): p["kinds"][kind]["score"] for p in pairs}
+            theirs = {(p["variant"], p["task"]): p["kinds"][kind] for p in reference["pairs"]}
+            if theirs != scores:
+                raise FiguresError(f"{reference_name}: its {kind} scores are not {kinds_name}'s cells' (run "
+                                   "fastprobe_reference.py on it again)")
+            pooled = reference["kinds"][kind]["all"]["pooled"]
+            per_task_values = list(reference["kinds"][kind]["all"]["per_task"].values())
+            runs = reference["runs"]
+            values = [q["spearman_pooled"] for q in reference["heareval_self"]["pairs"] if q["spearman_pooled"] is not None
+                      and runs[q["runs"][0]]["seed"] != runs[q["runs"][1]]["seed"]]
+            itself = f"{min(values):.2f} to {max(values):.2f} ({len(runs)} runs, pairs of different seeds)"
+            committed_runs = sum(r["source"] == "committed" for r in reference["runs"])
+            reference_note = (f" against the mean of {len(reference['runs'])} heareval runs; of the {committed_runs} "
+                              f"committed ones alone {rho_text(s['spearman_pooled'])}")
+        elif agreement_name:
             self_runs = load_json(root, f"{EVAL}/{agreement_name}")["summary"][family].get("heareval_self")
             values = [q["spearman_pooled"] for q in (self_runs or {}).get("pairs", []) if q["spearman_pooled"] is not None]
             if values and self_runs["cells"] >= 3:
                 itself = (f"{min(values):.2f} to {max(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}") + (
                     f" ({self_runs['cells']} cells)" if self_runs["cells"] != len(pairs) else "")
-        per_task = ", ".join(rho_text(v) for v in s["spearman_per_task"].values())
+        per_task = ", ".join(rho_text(v) for v in per_task_values)
         below_plans += sum(v < SPEED_TARGET for v in plans)
         below_here += sum(v < SPEED_TARGET for v in here)
         cells_total += len(pairs)
         if not here:
             unmeasured.append(what)
-        if family == "scene" and (s["spearman_pooled"] is None or s["spearman_pooled"] < SCENE_TARGET):
+        if family == "scene" and (pooled is None or pooled < SCENE_TARGET):
             rank_missed.append(what)
-        out.append(f"| {what}: {len(pairs)} | `{kind}` | {rho_text(s['spearman_pooled'])} ({per_task}) | {itself} | "
+        out.append(f"| {what}: {len(pairs)} | `{kind}` | {rho_text(pooled)} ({per_task}){reference_note} | {itself} | "
                    f"{speed_text(plans)} | {speed_text(here) if here else 'not measured'} |")
     out += ["", "Rank correlation of at least 0.9 on scene tasks: "
             + (f"missed on the {' and the '.join(r.split(', ', 1)[1] for r in rank_missed)}" if rank_missed
@@ -1609,7 +1713,7 @@ def issue_targets(root: Path) -> str:
             "machine, and for cells heareval ran several times, the mean of its runs, which share one process start) "
             "by the kind's seconds in `fastprobe_kinds.py`'s process (the first cell a process scores carries its "
             "one-time imports); one machine: heareval's probe run again here once per cell as `evaluate` runs it "
-            "(`heareval_same_machine.py`), or, for the speech tasks, cells heareval made on this machine."]
+            "(`heareval_same_machine.py`)."]
     return "\n".join(out) + "\n"
 
 
@@ -1843,8 +1947,8 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
         root, "pitch", "fastprobe-kinds-families-pitch-now.json", "fastprobe-agreement-families-pitch-now.json",
         earlier_name=("fastprobe-kinds-families-pitch.json", "fastprobe-kinds-families-pesto.json"),
         earlier_label="the first attempt's ten cells and the later session's PESTO cells, above"),
-    "heareval-same-machine": lambda root: heareval_same_machine(
-        root, ["heareval-same-machine-pitch.json", "heareval-same-machine-env.json"]),
+    "heareval-same-machine": heareval_same_machine,
+    "fastprobe-reference-env": fastprobe_reference,
     "issue-targets": issue_targets,
 }
 """Block name -> renderer (the files each reads are named in it)."""

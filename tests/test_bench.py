@@ -265,3 +265,62 @@ def test_heareval_same_machine_merge_keeps_heareval_and_takes_the_kinds_file_sec
     kinds.write_text(json.dumps({"pairs": [{**pair, "embedding_dir": str(tmp_path / "other")}]}))
     with pytest.raises(SystemExit, match="not the same embeddings"):
         same.main(["--kinds-file", str(kinds), "--cells", "", "--merge", str(merged_file), "--json", str(out)])
+
+
+def test_fastprobe_reference_ranks_kinds_against_every_mean_of_runs_and_refuses_mismatched_runs(tmp_path):
+    """eval_scripts/fastprobe_reference.py: a kind's Spearman against the mean of all runs (committed and here), of
+    the runs here and of the committed ones, pooled and within tasks, equal scipy's on the same numbers; heareval's
+    leave-one-out is over every run; here files on other embeddings, lacking a cell or repeating a seed are refused
+    before anything is written."""
+    import numpy as np
+    import pytest
+    from scipy.stats import spearmanr
+
+    ref = load_script("fastprobe_reference")
+    rng = np.random.default_rng(0)
+    tasks = ["t1-v1-full"] * 4 + ["t2-v1-full"] * 4
+    committed = rng.random((3, 8))
+    here_scores = rng.random((2, 8))
+    logistic = rng.random(8)
+    pairs = [{"variant": f"v{i}", "task": t, "embedding_dir": str(tmp_path / f"e{i}"), "heareval_seeds": [42, 43, 44],
+              "heareval_seed_scores": committed[:, i].tolist(), "kinds": {"logistic": {"score": logistic[i]}}}
+             for i, t in enumerate(tasks)]
+
+    def here_file(seed, scores, cells=pairs):
+        return {"seed": seed, "grid": ["fast", 2], "cells": [
+            {"variant": p["variant"], "task": p["task"], "embedding_dir": p["embedding_dir"],
+             "heareval_here": {"score": float(s), "wall_seconds": 10.0 + i}} for i, (p, s) in enumerate(zip(cells, scores))]}
+
+    files = [here_file(42, here_scores[0]), here_file(43, here_scores[1])]
+    result = ref.compare(pairs, files, ["logistic"])
+    means = {"all": np.vstack([committed, here_scores]).mean(0), "here": here_scores.mean(0),
+             "committed": committed.mean(0)}
+    for name, mean in means.items():
+        got = result["kinds"]["logistic"][name]
+        assert got["pooled"] == pytest.approx(spearmanr(mean, logistic)[0])
+        assert got["per_task"]["t2-v1-full"] == pytest.approx(spearmanr(mean[4:], logistic[4:])[0])
+    assert result["runs"] == [{"source": "committed", "seed": s} for s in (42, 43, 44)] + [
+        {"source": "here", "seed": 42}, {"source": "here", "seed": 43}]
+    runs = np.vstack([committed, here_scores])
+    first_left_out = spearmanr(runs[0], runs[1:].mean(0))[0]
+    assert result["heareval_self"]["leave_one_out"]["per_run"][0] == pytest.approx(first_left_out)
+    pairs_of_runs = result["heareval_self"]["pairs"]
+    assert len(pairs_of_runs) == 10 and pairs_of_runs[-1]["runs"] == [3, 4]
+    assert pairs_of_runs[-1]["spearman_pooled"] == pytest.approx(spearmanr(here_scores[0], here_scores[1])[0])
+    assert result["kinds"]["logistic"]["leave_one_out"]["per_run"][4] == pytest.approx(
+        spearmanr(logistic, runs[:4].mean(0))[0])
+    assert result["machines"]["pooled"] == pytest.approx(spearmanr(means["here"], means["committed"])[0])
+    assert result["pairs"][3]["heareval_mean_all"] == pytest.approx(means["all"][3])
+
+    with pytest.raises(ref.RunsMismatch, match="repeat a seed"):
+        ref.compare(pairs, [files[0], here_file(42, here_scores[1])], ["logistic"])
+    with pytest.raises(ref.RunsMismatch, match="lacks v7"):
+        ref.compare(pairs, [here_file(42, here_scores[0], pairs[:7])], ["logistic"])
+    moved = here_file(42, here_scores[0])
+    moved["cells"][0]["embedding_dir"] = str(tmp_path / "other")
+    kinds, here, out = tmp_path / "kinds.json", tmp_path / "here.json", tmp_path / "out.json"
+    kinds.write_text(json.dumps({"kinds": {"logistic": {}}, "pairs": pairs}))
+    here.write_text(json.dumps(moved))
+    with pytest.raises(SystemExit, match="not the same embeddings"):
+        ref.main(["--kinds-file", str(kinds), "--here", str(here), "--json", str(out)])
+    assert not out.exists()

@@ -395,3 +395,38 @@ def test_the_targets_block_refuses_one_machine_timings_of_other_seconds(figures,
     same.write_text(json.dumps(data))
     with pytest.raises(figures.FiguresError, match="lacks the cells"):
         figures.issue_targets(tmp_path)
+
+
+def test_the_targets_block_judges_a_family_by_its_reference_file_and_refuses_one_of_other_scores(figures, tmp_path):
+    """Where a row names a fastprobe_reference.py file (more heareval runs), the scene verdict is taken against the
+    mean of all its runs, not the kinds file's committed runs; a reference file whose kind scores are not the kinds
+    file's is refused."""
+    shutil.copytree(ROOT / "eval_scripts", tmp_path / "eval_scripts", ignore=shutil.ignore_patterns("*.png", "*.py"))
+    reference = tmp_path / "eval_scripts" / "fastprobe-reference-env.json"
+    data = json.loads(reference.read_text())
+    row = "| scene, environmental and language tasks: 24 | `logistic` | "
+    block = figures.issue_targets(tmp_path)
+    assert row + figures.rho_text(data["kinds"]["logistic"]["all"]["pooled"]) in block
+    data["kinds"]["logistic"]["all"]["pooled"] = 0.95
+    reference.write_text(json.dumps(data))
+    block = figures.issue_targets(tmp_path)
+    assert row + "0.95" in block and "missed on the environmental" not in block
+    data["pairs"][0]["kinds"]["logistic"] += 0.01
+    reference.write_text(json.dumps(data))
+    with pytest.raises(figures.FiguresError, match="scores are not"):
+        figures.issue_targets(tmp_path)
+
+
+def test_the_same_machine_block_refuses_kind_seconds_other_than_its_kinds_files(figures, tmp_path):
+    """heareval-same-machine divides heareval's seconds here by the kinds file's: a same-machine file whose kind
+    seconds are not those of the kinds file its row names is refused; a re-made row reports its identical scores."""
+    shutil.copytree(ROOT / "eval_scripts", tmp_path / "eval_scripts", ignore=shutil.ignore_patterns("*.png", "*.py"))
+    block = figures.heareval_same_machine(tmp_path)
+    kinds = json.loads((tmp_path / "eval_scripts" / "fastprobe-kinds-logistic-now.json").read_text())
+    assert f"in {4 * len(kinds['pairs'])} of {4 * len(kinds['pairs'])} (cell, kind) pairs" in block
+    same = tmp_path / "eval_scripts" / "heareval-same-machine-speech.json"
+    data = json.loads(same.read_text())
+    data["cells"][3]["kinds"]["logistic"]["seconds"] *= 2
+    same.write_text(json.dumps(data))
+    with pytest.raises(figures.FiguresError, match="seconds are not"):
+        figures.heareval_same_machine(tmp_path)
