@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fastprobe_agreement import rank_value, same_score, spearman  # noqa: E402  (the one Spearman of the figures)
+from fastprobe_agreement import rank_value, ranks, same_score, spearman  # noqa: E402  (the one Spearman of the figures)
 from bench import dtype_suffix  # noqa: E402  (the keys bench.py writes)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -1579,6 +1579,26 @@ def heareval_same_machine(root: Path, rows: tuple = SAME_MACHINE_ROWS, kind: str
     return "\n".join(out) + "\n"
 
 
+def rank_departure(pairs: list[dict], task: str, kind: str) -> str:
+    """``task: variant heareval 3rd (0.330 ± 0.010), kind 1st (0.383)``: the variant of ``task`` whose rank by
+    ``kind`` is furthest from its rank by heareval's mean of all runs (fastprobe_reference.py's pairs; the first
+    such variant on a tie), or that every variant has heareval's rank."""
+    rows = [p for p in pairs if p["task"] == task]
+    by_heareval = ranks([-p["heareval_mean_all"] for p in rows])
+    by_kind = ranks([-rank_value(p["kinds"][kind]) for p in rows])
+    i = max(range(len(rows)), key=lambda k: abs(by_heareval[k] - by_kind[k]))
+    if by_heareval[i] == by_kind[i]:
+        return f"{task.split('-v1')[0]}: every variant in heareval's place"
+    runs = rows[i]["heareval_committed"] + rows[i]["heareval_here"]
+
+    def place(rank: float) -> str:
+        return f"{rank:g}" + ("st" if rank == 1 else "nd" if rank == 2 else "rd" if rank == 3 else "th")
+
+    return (f"{task.split('-v1')[0]}: {rows[i]['variant']} heareval {place(by_heareval[i])} "
+            f"({rows[i]['heareval_mean_all']:.3f} ± {statistics.stdev(runs):.3f}), `{kind}` {place(by_kind[i])} "
+            f"({rows[i]['kinds'][kind]:.3f})")
+
+
 def fastprobe_reference(root: Path, name: str = "fastprobe-reference-env.json") -> str:
     """The kinds against heareval's reference with more runs (eval_scripts/fastprobe_reference.py, its plan
     fastprobe-reference-plan.md): each kind against the mean of all runs (the headline), of the runs here and of
@@ -1619,6 +1639,9 @@ def fastprobe_reference(root: Path, name: str = "fastprobe-reference-env.json") 
             f"one cell's mean {machines['max_abs_difference']:.3f}. heareval's median wall seconds per cell here: "
             + ", ".join(f"seed {k} {v:.0f} s" for k, v in seconds.items())
             + ". Measured: " + " | ".join(dict.fromkeys(n for n in data["here_notes"] if n)) + ".",
+            "", "Where `logistic` ranks a variant furthest from heareval's six-run mean within its task (rank among "
+            "the task's variants, 1 the best; heareval's mean and its runs' standard deviation beside `logistic`'s "
+            "score): " + "; ".join(rank_departure(data["pairs"], task, "logistic") for task in tasks) + ".",
             "", f"By the plan's rule: `logistic` ranks the {data['cells']} cells at {rho_text(headline)} against the "
             f"mean of all {len(runs)} heareval runs, so the scene target (0.9) is "
             + ("met" if met else "missed") + " on the environmental and language tasks."]

@@ -430,3 +430,16 @@ def test_the_same_machine_block_refuses_kind_seconds_other_than_its_kinds_files(
     same.write_text(json.dumps(data))
     with pytest.raises(figures.FiguresError, match="seconds are not"):
         figures.heareval_same_machine(tmp_path)
+
+
+def test_rank_departure_names_the_variant_a_kind_places_furthest_from_heareval(figures):
+    """Within one task: heareval's order by its mean of all runs against the kind's order by its scores."""
+    def pair(variant, mean, score, task="t-v1-full"):
+        return {"variant": variant, "task": task, "heareval_mean_all": mean, "heareval_committed": [mean - 0.01],
+                "heareval_here": [mean + 0.01], "kinds": {"logistic": score}}
+
+    pairs = [pair("a", 0.9, 0.5), pair("b", 0.8, 0.7), pair("c", 0.7, 0.6), pair("d", 0.5, 0.1, "other-v1-full")]
+    assert figures.rank_departure(pairs, "t-v1-full", "logistic") == (
+        "t: a heareval 1st (0.900 ± 0.014), `logistic` 3rd (0.500)")
+    assert figures.rank_departure([pair("a", 0.9, 0.9), pair("b", 0.8, 0.7)], "t-v1-full", "logistic") == (
+        "t: every variant in heareval's place")
