@@ -15,7 +15,6 @@ the probe N times per cell (seeds 42, 43, ...): tables show mean ± std.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -23,10 +22,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, ContextManager, Dict, List, Optional, Sequence, Tuple
 
 from hear_gura.atomic import save_json
 from hear_gura.errors import HearGuraError
+from hear_gura.folder_lock import exclusive
 from hear_gura.harness.grid import Variant, build_variants, parse_ensembles, parse_grid
 from hear_gura.harness.leaderboard import SOURCE, leaderboard_column, load_leaderboard
 from hear_gura.harness.preflight import preflight
@@ -223,21 +223,10 @@ def _check_fast_probe() -> None:
         raise HearGuraError(f"--probe fast needs hear_gura.analysis.fast_probe ({err}); use --probe heareval") from None
 
 
-@contextlib.contextmanager
-def _exclusive(out_dir: Path) -> Iterator[None]:
+def _exclusive(out_dir: Path) -> ContextManager[None]:
     """Hold ``out_dir/.evaluate.lock`` so two runs never write one output folder (released on exit or death)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        yield
-        return
-    with open(out_dir / ".evaluate.lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise HearGuraError(f"another hear-gura evaluate is writing to {out_dir}; wait for it or use another "
-                                "--out") from None
-        yield
+    return exclusive(out_dir / ".evaluate.lock",
+                     f"another hear-gura evaluate is writing to {out_dir}; wait for it or use another --out")
 
 
 def save_command_status(path: Path, command: Dict[str, Any]) -> None:

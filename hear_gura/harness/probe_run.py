@@ -30,14 +30,15 @@ refused. To run several at once on the same embeddings, give each an
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import shutil
 import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, ContextManager, Dict, List, Optional, Sequence
+
+from hear_gura.folder_lock import FolderBusy, exclusive
 
 #: What heareval's prediction runner writes into an embedding folder (``prediction.log`` aside).
 SCORES_FILE = "test.predicted-scores.json"
@@ -89,25 +90,15 @@ def input_view(embedding_dir: Path, view: Path) -> Path:
     return view
 
 
-@contextlib.contextmanager
-def exclusive_outputs(embedding_dir: Path) -> Iterator[None]:
+def exclusive_outputs(embedding_dir: Path) -> ContextManager[None]:
     """Hold ``embedding_dir/.probe-run.lock`` while heareval's runner writes there (released on exit or death).
 
     Raises:
-        RuntimeError: another process holds it.
+        hear_gura.folder_lock.FolderBusy: another process holds it.
     """
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        yield
-        return
-    with open(embedding_dir / LOCK_FILE, "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RuntimeError(f"another heareval probe run is writing its outputs in {embedding_dir}: wait for it, "
-                               "or run each on its own input_view() of the folder") from None
-        yield
+    return exclusive(embedding_dir / LOCK_FILE,
+                     f"another heareval probe run is writing its outputs in {embedding_dir}: wait for it, or run "
+                     "each on its own input_view() of the folder")
 
 
 def _seeded_heareval(seed_holder: List[int]) -> Any:
@@ -217,7 +208,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if args.probe == "predictions":
         try:
             status = run_heareval(args.embedding_dir, seeds, args.keep, args.grid_points, args.grid)
-        except RuntimeError as err:
+        except FolderBusy as err:
             sys.exit(f"hear_gura probe run: {err}")
     else:
         status = run_fast(args.embedding_dir, seeds, args.keep, args.device)
