@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 #: HEAR 2021's probe: heareval's default grid, eight grid points.
 DEFAULT_GRID = ("default", 8)
@@ -44,6 +44,22 @@ def fast_seconds(pair: Dict[str, Any]) -> float:
     if "linear_raw" in kinds:
         return float(kinds["linear_raw"]["seconds"])
     return float(pair.get("fast_seconds_in_process") or pair["fast_seconds"])
+
+
+def parse_cells(text: str) -> List[Tuple[str, ...]]:
+    """``'variant|task,...'`` as ``[(variant, task), ...]`` (a malformed entry stays a 1-tuple: not a pair's key)."""
+    return [tuple(c.split("|", 1)) for c in text.split(",") if c]
+
+
+def check_cells(wanted: Sequence[Tuple[str, ...]], pairs: Dict[Tuple[str, str], Dict[str, Any]], source: Path) -> None:
+    """Exit, before any probe runs, unless every wanted cell is a pair of ``source`` whose embeddings are here."""
+    unknown = [c for c in wanted if c not in pairs]
+    if unknown:
+        sys.exit(f"cells not in {source}: {unknown}; give 'variant|task' as its pairs name them")
+    missing = [c for c in wanted if not Path(pairs[c]["embedding_dir"]).is_dir()]
+    if missing:
+        sys.exit(f"no embeddings here for {missing} (the pairs' embedding_dir): re-make them with "
+                 "hear-gura evaluate --probe fast")
 
 
 def run_heareval_probe(embedding_dir: Path, metrics: Sequence[str], grid: Sequence[Any] = DEFAULT_GRID,
@@ -86,13 +102,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--merge", type=Path, nargs="*", default=[], help="earlier outputs whose cells join these")
     args = parser.parse_args(argv)
     pairs = {(p["variant"], p["task"]): p for p in json.loads(args.pairs.read_text())["pairs"]}
-    wanted = [tuple(c.split("|", 1)) for c in args.cells.split(",") if c]
-    unknown = [c for c in wanted if c not in pairs or len(c) != 2]
-    if unknown:
-        sys.exit(f"cells not in {args.pairs}: {unknown}; give 'variant|task' as the pairs name them")
-    missing = [c for c in wanted if not Path(pairs[c]["embedding_dir"]).is_dir()]
-    if missing:
-        sys.exit(f"no embeddings here for {missing} (embedding_dir of the pairs)")
+    wanted = parse_cells(args.cells)
+    check_cells(wanted, pairs, args.pairs)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from hear_gura.analysis.fast_probe import TaskSpec
 

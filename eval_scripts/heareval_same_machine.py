@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from heareval_default_cost import run_heareval_probe  # noqa: E402  (this folder's scripts: one way to run heareval)
+from heareval_default_cost import check_cells, parse_cells, run_heareval_probe  # noqa: E402  (this folder's scripts: one way to run heareval)
 
 #: The issue's speed target per cell.
 SPEED_TARGET = 10.0
@@ -117,14 +117,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     except (OSError, json.JSONDecodeError, KeyError) as err:
         sys.exit(f"cannot read the kinds file or a --merge output ({err}); expected fastprobe_kinds.py's / this "
                  "script's JSON")
-    wanted = list(pairs) if args.cells == "all" else [tuple(c.split("|", 1)) for c in args.cells.split(",") if c]
-    unknown = [c for c in wanted if len(c) != 2 or c not in pairs]
-    if unknown:
-        sys.exit(f"cells not in {args.kinds_file}: {unknown}; give 'variant|task' as its pairs name them")
-    missing = [c for c in wanted if not Path(pairs[c]["embedding_dir"]).is_dir()]
-    if missing:
-        sys.exit(f"no embeddings here for {missing} (the pairs' embedding_dir): re-make them with "
-                 "hear-gura evaluate --probe fast, then fastprobe_kinds.py")
+    wanted = list(pairs) if args.cells == "all" else parse_cells(args.cells)
+    check_cells(wanted, pairs, args.kinds_file)
     from hear_gura.analysis.fast_probe import TaskSpec
 
     cells: List[Dict[str, Any]] = []
