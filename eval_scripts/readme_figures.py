@@ -1499,6 +1499,34 @@ def sweep_seeds(root: Path, kind_pairs: list[dict], kinds: list[str]) -> str:
             f"the speed-ups per cell are: {timing}.\n")
 
 
+def same_machine_cells(root: Path, same_name: str, kinds_name: str, kind: str) -> dict[tuple[str, str], dict]:
+    """``{(variant, task): cell}`` of a heareval_same_machine.py file's cells with ``kind``, checked against the
+    kinds file its speed-ups divide: the same cells, and ``kind``'s seconds those of the kinds file.
+
+    Raises:
+        FiguresError: a kinds-file cell is missing, or a cell's seconds (or the cell) are not the kinds file's.
+    """
+    measured = {(c["variant"], c["task"]): c for c in load_json(root, f"{EVAL}/{same_name}")["cells"]
+                if kind in c["kinds"]}
+    pairs = {(p["variant"], p["task"]): p for p in load_json(root, f"{EVAL}/{kinds_name}")["pairs"] if kind in p["kinds"]}
+    absent = [key for key in pairs if key not in measured]
+    if absent:
+        raise FiguresError(f"{same_name} lacks the cells {absent} of {kinds_name}")
+    for key, c in measured.items():
+        if key not in pairs or pairs[key]["kinds"][kind]["seconds"] != c["kinds"][kind]["seconds"]:
+            raise FiguresError(f"{same_name}: {key[0]} x {key[1]}'s {kind} seconds are not {kinds_name}'s "
+                               "(re-run heareval_same_machine.py --merge with it)")
+    return measured
+
+
+def different_seed_rhos(reference: dict) -> list[float]:
+    """heareval run against run, pooled, over the pairs of a fastprobe_reference.py file's runs with different seeds
+    (the same seed on two machines is not another run's noise)."""
+    runs = reference["runs"]
+    return [q["spearman_pooled"] for q in reference["heareval_self"]["pairs"] if q["spearman_pooled"] is not None
+            and runs[q["runs"][0]]["seed"] != runs[q["runs"][1]]["seed"]]
+
+
 #: The rows of the heareval-same-machine block: (label, heareval_same_machine.py file, kinds file the cells' kinds
 #: were timed in, earlier kinds file of the same cells whose embeddings were re-made for it, or "").
 SAME_MACHINE_ROWS = (
@@ -1525,15 +1553,10 @@ def heareval_same_machine(root: Path, rows: tuple = SAME_MACHINE_ROWS, kind: str
     remade: list[str] = []
     cells: list[dict] = []
     for label, name, data, kinds_name, earlier in files:
-        rows_here = [c for c in data["cells"] if kind in c["kinds"]]
+        rows_here = list(same_machine_cells(root, name, kinds_name, kind).values())
         if not rows_here:
             raise FiguresError(f"{name}: no cell with the kind {kind!r}")
         kinds = {(p["variant"], p["task"]): p for p in load_json(root, f"{EVAL}/{kinds_name}")["pairs"]}
-        for c in rows_here:
-            pair = kinds.get((c["variant"], c["task"]))
-            if pair is None or pair["kinds"][kind]["seconds"] != c["kinds"][kind]["seconds"]:
-                raise FiguresError(f"{name}: {c['variant']} x {c['task']}'s {kind} seconds are not {kinds_name}'s "
-                                   "(re-run heareval_same_machine.py --merge with it)")
         cells += rows_here
         here = [c["kinds"][kind]["speedup_here"] for c in rows_here]
         committed = [c["kinds"][kind]["speedup_committed"] for c in rows_here]
@@ -1545,11 +1568,12 @@ def heareval_same_machine(root: Path, rows: tuple = SAME_MACHINE_ROWS, kind: str
                   f"{c['heareval_here']['wall_seconds']:.1f} s: {times(c['kinds'][kind]['speedup_here'])})"
                   for c in rows_here if c["kinds"][kind]["speedup_here"] < SPEED_TARGET]
         if earlier:
-            before = {(p["variant"], p["task"]): p["kinds"] for p in load_json(root, f"{EVAL}/{earlier}")["pairs"]}
+            earlier_all = load_json(root, f"{EVAL}/{earlier}")["pairs"]
+            before = {(p["variant"], p["task"]): p["kinds"] for p in earlier_all}
             equal, total = identical_kind_scores({key: p["kinds"] for key, p in kinds.items()}, before)
             if total == 0:
                 raise FiguresError(f"{kinds_name} and {earlier} share no (cell, kind) score")
-            earlier_pairs = [p for p in load_json(root, f"{EVAL}/{earlier}")["pairs"] if kind in p["kinds"]]
+            earlier_pairs = [p for p in earlier_all if kind in p["kinds"]]
             now_pairs = [kinds[(c["variant"], c["task"])] for c in rows_here]
             remade.append(f"{label}: embeddings re-made here for this run (`{kinds_name}`), every kind's score on them "
                           f"the same as `{earlier}`'s in {equal} of {total} (cell, kind) pairs; `{kind}`'s speed-up "
@@ -1623,8 +1647,7 @@ def fastprobe_reference(root: Path, name: str = "fastprobe-reference-env.json") 
                    f"| {with_tasks(entry['here'])} | {with_tasks(entry['committed'])} | "
                    f"{rho_text(entry['leave_one_out']['mean'])} |")
     same_seed = [q["spearman_pooled"] for q in itself["pairs"] if runs[q["runs"][0]]["seed"] == runs[q["runs"][1]]["seed"]]
-    other_seeds = [q["spearman_pooled"] for q in itself["pairs"]
-                   if runs[q["runs"][0]]["seed"] != runs[q["runs"][1]]["seed"] and q["spearman_pooled"] is not None]
+    other_seeds = different_seed_rhos(data)
     machines = data["machines"]
     headline = data["kinds"]["logistic"]["all"]["pooled"]
     met = headline is not None and headline >= SCENE_TARGET
@@ -1683,15 +1706,7 @@ def issue_targets(root: Path) -> str:
         if same_name is None:
             here = []
         else:
-            measured = {(c["variant"], c["task"]): c for c in load_json(root, f"{EVAL}/{same_name}")["cells"]}
-            absent = [(p["variant"], p["task"]) for p in pairs if (p["variant"], p["task"]) not in measured]
-            if absent:
-                raise FiguresError(f"{same_name} lacks the cells {absent} of {kinds_name}")
-            for p in pairs:
-                c = measured[(p["variant"], p["task"])]
-                if c["kinds"][kind]["seconds"] != p["kinds"][kind]["seconds"]:
-                    raise FiguresError(f"{same_name}: {p['variant']} x {p['task']}'s {kind} seconds are not "
-                                       f"{kinds_name}'s (re-run heareval_same_machine.py --merge with it)")
+            measured = same_machine_cells(root, same_name, kinds_name, kind)
             here = [measured[(p["variant"], p["task"])]["kinds"][kind]["speedup_here"] for p in pairs]
         itself = "n/a"
         pooled, per_task_values, reference_note = s["spearman_pooled"], list(s["spearman_per_task"].values()), ""
@@ -1705,11 +1720,10 @@ def issue_targets(root: Path) -> str:
             pooled = reference["kinds"][kind]["all"]["pooled"]
             per_task_values = list(reference["kinds"][kind]["all"]["per_task"].values())
             runs = reference["runs"]
-            values = [q["spearman_pooled"] for q in reference["heareval_self"]["pairs"] if q["spearman_pooled"] is not None
-                      and runs[q["runs"][0]]["seed"] != runs[q["runs"][1]]["seed"]]
+            values = different_seed_rhos(reference)
             itself = f"{min(values):.2f} to {max(values):.2f} ({len(runs)} runs, pairs of different seeds)"
-            committed_runs = sum(r["source"] == "committed" for r in reference["runs"])
-            reference_note = (f" against the mean of {len(reference['runs'])} heareval runs; of the {committed_runs} "
+            committed_runs = sum(r["source"] == "committed" for r in runs)
+            reference_note = (f" against the mean of {len(runs)} heareval runs; of the {committed_runs} "
                               f"committed ones alone {rho_text(s['spearman_pooled'])}")
         elif agreement_name:
             self_runs = load_json(root, f"{EVAL}/{agreement_name}")["summary"][family].get("heareval_self")
