@@ -8,17 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from eval_scripts_loader import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_script(name: str):
-    """An ``eval_scripts/NAME.py`` module (eval_scripts is not a package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"eval_scripts_{name}", ROOT / "eval_scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 HXL = "facebook/hubert-xlarge-ll60k"
 W = "facebook/wav2vec2-large-960h-lv60-self"
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from eval_scripts_loader import load_script
 from hear_tasks import EVENT, SCENE
 
 QUICK = dict(max_steps=40)  # what --max-steps 40 gives
@@ -382,17 +383,12 @@ def test_probe_kinds_on_raw_and_standardised_inputs(analysis: Path, tasks_dir: P
 def test_fastprobe_kinds_rescores_the_same_embeddings(tmp_path: Path, tasks_dir: Path, manifest: Path) -> None:
     """eval_scripts/fastprobe_kinds.py finds a pair's embeddings in an evaluate layout, scores each kind,
     checks that the default kind reproduces the pair's committed fast score, and skips pairs it cannot find."""
-    import importlib.util
-
     from dataclasses import asdict
 
     from hear_gura.analysis.fast_probe import VARIANT_PROBE, score_embedding_folder
     from hear_gura.harness.shared_embed import study_task_embeddings
 
-    spec = importlib.util.spec_from_file_location("kinds", Path(__file__).parent.parent / "eval_scripts"
-                                                  / "fastprobe_kinds.py")
-    kinds = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(kinds)
+    kinds = load_script("fastprobe_kinds")
     root = tmp_path / "results"
     folder, = study_task_embeddings([{"ensemble": "hubert", "options": {},
                                       "embeddings_dir": str(root / "embeddings" / "hubert")}],
@@ -487,12 +483,7 @@ def test_fastprobe_kinds_rescores_the_same_embeddings(tmp_path: Path, tasks_dir:
 def test_fastprobe_kinds_finds_a_grid_variants_embeddings(tmp_path: Path) -> None:
     """A grid variant's embeddings lie under its folder name (``pesto__layers=0__<hash>``), not its label
     (``pesto[layers=0]``): the pair's recorded embedding folder names it."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("kinds", Path(__file__).parent.parent / "eval_scripts"
-                                                  / "fastprobe_kinds.py")
-    kinds = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(kinds)
+    kinds = load_script("fastprobe_kinds")
     recorded = "/elsewhere/embeddings/pesto__layers=0__430e1d40ba/hear_gura.pesto-layers=0/kws-v1-full"
     here = tmp_path / "embeddings" / "pesto__layers=0__430e1d40ba" / "hear_gura.pesto-layers=0" / "kws-v1-full"
     assert kinds.find_embeddings([tmp_path], "pesto[layers=0]", "kws-v1-full", recorded) is None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import json
 import re
@@ -14,16 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from eval_scripts_loader import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-
-
-def load_script(name: str):
-    """An ``eval_scripts/NAME.py`` module (eval_scripts is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"eval_scripts_{name}", ROOT / "eval_scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

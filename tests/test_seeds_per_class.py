@@ -24,6 +24,7 @@ import pytest
 
 from hear_gura.errors import HearGuraError
 from hear_tasks import SCENE
+from eval_scripts_loader import load_script
 from test_harness import counting_runs, read_csv, read_markdown_table, run_cli
 
 HEADER = f"{SCENE} (top1_acc)"
@@ -310,17 +311,12 @@ def test_heareval_runs_on_views_of_one_folder_go_on_at_once_and_a_second_run_in_
     (eval_scripts/heareval_default_cost.run_heareval_probe, each on an input_view of the folder) at the same time on
     one embedding folder give the scores evaluate's own runs gave for those seeds, and leave the folder's outputs as
     they were; a probe run in a folder whose lock another process holds is refused before heareval starts."""
-    import importlib.util
     import threading
 
     from hear_gura.harness.probe_run import LOCK_FILE, exclusive_outputs, input_view
     from hear_gura.harness.probe_run import main as probe_main
 
-    spec = importlib.util.spec_from_file_location(
-        "eval_scripts_heareval_default_cost", Path(__file__).resolve().parents[1] / "eval_scripts" /
-        "heareval_default_cost.py")
-    cost = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cost)
+    cost = load_script("heareval_default_cost")
     [folder] = (walk["out"] / "embeddings" / "fbank").glob(f"*/{SCENE}")
     before = (folder / "test.predicted-scores.json").read_bytes()
     metric = walk["B_record"]["metric"]
