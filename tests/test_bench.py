@@ -316,3 +316,42 @@ def test_fastprobe_reference_ranks_kinds_against_every_mean_of_runs_and_refuses_
     with pytest.raises(SystemExit, match="not the same embeddings"):
         ref.main(["--kinds-file", str(kinds), "--here", str(here), "--json", str(out)])
     assert not out.exists()
+
+
+def test_fastprobe_intervals_bootstrap_agrees_with_a_plain_resampling_and_the_sweep_pick_counts_regret():
+    """eval_scripts/fastprobe_intervals.py: the 95 % interval of Spearman's rho agrees (within resampling error)
+    with a plain numpy resampling of the cells scored by scipy's spearmanr, holds the point estimate, and is [1, 1]
+    for scores in heareval's order; the sweep's pick is the kind's best variant, placed in heareval's ranking, its
+    regret heareval's best mean minus the pick's; a reference file whose kind scores differ is refused."""
+    import numpy as np
+    import pytest
+    from scipy.stats import spearmanr
+
+    intervals = load_script("fastprobe_intervals")
+    rng = np.random.default_rng(1)
+    reference = rng.random(24)
+    scores = reference + rng.normal(0, 0.25, 24)
+    low, high = intervals.rho_interval(reference, scores)
+    point = spearmanr(reference, scores)[0]
+    assert low < point < high
+    draws = rng.integers(0, 24, (4000, 24))
+    plain = [spearmanr(reference[i], scores[i])[0] for i in draws]
+    assert (low, high) == pytest.approx(tuple(np.percentile(plain, [2.5, 97.5])), abs=0.03)
+    assert intervals.rho_interval(reference, 2 * reference + 1) == (1.0, 1.0)
+
+    rows = [{"variant": v, "task": "t", "reference": m, "runs": runs, "kinds": {"k": s}}
+            for v, m, runs, s in (("a", 0.5, [0.4, 0.6], 0.9), ("b", 0.7, [0.7, 0.7], 0.1), ("c", 0.6, [0.6, 0.6], 0.8))]
+    pick = intervals.sweep_pick(rows, "k")
+    assert (pick["pick"], pick["heareval_best"], pick["place"], pick["variants"]) == ("a", "b", 3, 3)
+    assert pick["regret"] == pytest.approx(0.2) and pick["pick_runs_sd"] == pytest.approx(np.std([0.4, 0.6], ddof=1))
+    assert intervals.sweep_pick([{**r, "kinds": {"k": r["reference"]}} for r in rows], "k")["regret"] == 0
+
+    kinds_file = {"pairs": [{"variant": "a", "task": "t", "family": "scene", "heareval": 0.5,
+                             "heareval_seed_scores": [0.4, 0.6], "kinds": {"k": {"score": 0.9, "seconds": 1.0}}}]}
+    assert intervals.scene_rows(kinds_file, None)[0]["runs"] == [0.4, 0.6]
+    reference_file = {"pairs": [{"variant": "a", "task": "t", "heareval_committed": [0.4], "heareval_here": [0.5],
+                                 "heareval_mean_all": 0.45, "kinds": {"k": 0.8}}]}
+    with pytest.raises(intervals.InputsError, match="not the kinds file's"):
+        intervals.scene_rows(kinds_file, reference_file)
+    reference_file["pairs"][0]["kinds"]["k"] = 0.9
+    assert intervals.scene_rows(kinds_file, reference_file)[0]["reference"] == 0.45
