@@ -1007,7 +1007,7 @@ def fastprobe_kinds(root: Path, name: str = "fastprobe-kinds.json", with_seeds: 
     reproduced = sum(same_score(p["kinds"][p.get("reproducing_kind", "linear")]["score"], p["fast"]) for p in same)
     own = " or ".join(f"`{k}`" for k in sorted({p.get("reproducing_kind", "linear") for p in same})) or "`linear`"
     again = (f" The kind each fast cell was made with ({own}) reproduced its committed score in {reproduced} of "
-             f"{len(same)} cells on the re-made embeddings." if same else "")
+             f"{len(same)} cells on the embeddings scored here." if same else "")
     out += ["", "Cells: " + "; ".join(f"{f} {cells[f]} ({tasks[f]})" for f in families)
             + f".{again} Skipped (no embeddings here): "
             f"{', '.join(data['skipped']) or 'none'}. Speed-up: "
@@ -1671,16 +1671,96 @@ def fastprobe_reference(root: Path, name: str = "fastprobe-reference-env.json") 
     return "\n".join(out) + "\n"
 
 
+#: The intervals table's kind columns: the scene default first, then the defaults before it, then the others.
+INTERVAL_KIND_ORDER = ("logistic", "linear_raw", "linear", "knn", "knn_raw", "ridge", "mlp")
+
+
+def fastprobe_intervals(root: Path, name: str = "fastprobe-intervals.json") -> str:
+    """Each scene test's pooled Spearman per kind with its 95 % bootstrap interval over cells, and the place in
+    heareval's ranking of the variant each kind picks per task (eval_scripts/fastprobe_intervals.py)."""
+    from fastprobe_intervals import SCENE_TESTS, scene_rows
+
+    data = load_json(root, f"{EVAL}/{name}")
+    if [(t["kinds_file"], t["reference_file"]) for t in data["tests"]] != [(k, r) for _, k, r in SCENE_TESTS]:
+        raise FiguresError(f"{name}: its tests are not fastprobe_intervals.SCENE_TESTS (run the script again)")
+    for t in data["tests"]:  # the intervals' file was made from the tests' files as they are now
+        reference = load_json(root, f"{EVAL}/{t['reference_file']}") if t["reference_file"] else None
+        rows = scene_rows(load_json(root, f"{EVAL}/{t['kinds_file']}"), reference)
+        for kind, entry in t["kinds"].items():
+            again = spearman([r["reference"] for r in rows], [r["kinds"][kind] for r in rows])
+            if len(rows) != t["cells"] or again != entry["spearman_pooled"]:
+                raise FiguresError(f"{name}: {t['kinds_file']}'s {kind} ranks its cells at {again}, the intervals "
+                                   f"file says {entry['spearman_pooled']} (run fastprobe_intervals.py again)")
+    found = list(dict.fromkeys(k for t in data["tests"] for k in t["kinds"]))
+    kinds = [k for k in INTERVAL_KIND_ORDER if k in found] + [k for k in found if k not in INTERVAL_KIND_ORDER]
+
+    def cell(entry: dict | None) -> str:
+        if entry is None:
+            return "not run"
+        low, high = entry["interval"]
+        places = ", ".join(str(p["place"]) for p in entry["picks"].values())
+        return f"{rho_text(entry['spearman_pooled'])} [{low:.2f}, {high:.2f}]; picks {places}"
+
+    out = ["| scene test | cells (heareval runs per cell) | " + " | ".join(f"`{k}`" for k in kinds) + " |",
+           "|---|---|" + "---|" * len(kinds)]
+    for t in data["tests"]:
+        out.append(f"| {t['test']} | {t['cells']} ({t['runs_per_cell']}) | "
+                   + " | ".join(cell(t["kinds"].get(k)) for k in kinds) + " |")
+    misses = []
+    for t in data["tests"]:
+        entry = t["kinds"].get("logistic")
+        for task, p in (entry or {}).get("picks", {}).items():
+            if p["place"] > 1:
+                sd = "" if p["best_runs_sd"] is None else (f"; heareval's runs' sd {p['best_runs_sd']:.3f} on its best, "
+                                                           f"{p['pick_runs_sd']:.3f} on the pick")
+                misses.append(f"{task.split('-v1')[0]} ({t['test'].split(' (')[0]}): {p['pick']}, heareval's "
+                              f"{p['place']} of {p['variants']}, {p['regret']:.3f} below heareval's best "
+                              f"{p['heareval_best']}{sd}")
+    best_picked = {k: [p["place"] == 1 for t in data["tests"] for p in t["kinds"].get(k, {}).get("picks", {}).values()]
+                   for k in kinds}
+    lower = {k: min(t["kinds"][k]["interval"][0] for t in data["tests"] if k in t["kinds"]) for k in kinds}
+    out += ["", f"Interval: {data['level']:.0%} {data['method']}, {data['resamples']} resamples, seed {data['seed']}. "
+            "Tasks where the kind's pick is heareval's best, over the tests it ran in: "
+            + ", ".join(f"`{k}` {sum(v)} of {len(v)}" for k, v in best_picked.items())
+            + ". Lowest end of an interval, over the tests: " + ", ".join(f"`{k}` {v:.2f}" for k, v in lower.items())
+            + ". "
+            "Picks: per task (in the order of the test's tasks), the place in heareval's ranking (1 = heareval's "
+            "best) of the variant the kind scores best. Where `logistic`'s pick is not heareval's best: "
+            + ("; ".join(misses) if misses else "nowhere") + "."]
+    return "\n".join(out) + "\n"
+
+
+ENVSWEEP = ("fastprobe-kinds-envsweep.json", "fastprobe-agreement-envsweep.json")
+
+
+def fastprobe_envsweep(root: Path) -> str:
+    """The fast probe on the layer sweep of the environmental and language tasks (eval_scripts/fastprobe-envsweep-
+    plan.md): the kinds against heareval's three runs here (:func:`fastprobe_families_env`) and the plan's verdict."""
+    kinds_name, agreement_name = ENVSWEEP
+    out = fastprobe_families_env(root, kinds_name, agreement_name)
+    pooled = load_json(root, f"{EVAL}/{kinds_name}")["summary"]["logistic"]["scene"]["spearman_pooled"]
+    met = pooled is not None and pooled >= SCENE_TARGET
+    return out + (f"\nBy the plan's rule: `logistic` ranks these cells at {rho_text(pooled)}, "
+                  + ("at least" if met else "below") + f" {SCENE_TARGET} on this test. The issue's scene target needs "
+                  "that on every one-machine scene test (the issue-targets block below).\n")
+
+
 #: The rows of the issue-targets block: (what, kinds file, agreement file with heareval's runs against each other or
-#: "", family, the kind ``evaluate --probe fast`` runs there, heareval_same_machine.py file of the same cells, or None
-#: when no one-machine timing exists, fastprobe_reference.py file whose mean of all runs is the row's reference, or ""
-#: for the kinds file's).
+#: "", family, the kind ``evaluate --probe fast`` runs there, heareval_same_machine.py file of the same cells, or
+#: :data:`TIMED_HERE` when the kinds file's heareval seconds were measured on the machine that timed the kinds, or
+#: None when no one-machine timing exists, fastprobe_reference.py file whose mean of all runs is the row's
+#: reference, or "" for the kinds file's).
+#: A TARGET_ROWS entry whose heareval cells were made on the machine that timed the kinds (``evaluate --seeds N``
+#: there: the seconds of one run are the cell's total over N, runs that shared one process start).
+TIMED_HERE = "cells"
 TARGET_ROWS = (
     ("scene, speech tasks (the third test)", "fastprobe-kinds-logistic-now.json", "", "scene", "logistic",
      "heareval-same-machine-speech.json", ""),
     ("scene, environmental and language tasks", "fastprobe-kinds-families-env.json",
      "fastprobe-agreement-families-env.json", "scene", "logistic", "heareval-same-machine-env.json",
      "fastprobe-reference-env.json"),
+    ("scene, environmental and language tasks, layer sweep", ENVSWEEP[0], ENVSWEEP[1], "scene", "logistic",
+     "cells", ""),
     ("pitch (nsynth_like_pitch, with PESTO's six)", "fastprobe-kinds-families-pitch-now.json",
      "fastprobe-agreement-families-pitch-now.json", "pitch", "logistic", "heareval-same-machine-pitch.json", ""),
     ("event (dcase_like_events, maestro_like_onset)", "fastprobe-kinds-families-event-scorer.json",
@@ -1705,6 +1785,8 @@ def issue_targets(root: Path) -> str:
         plans = [kind_speedup(p, kind) for p in pairs]
         if same_name is None:
             here = []
+        elif same_name == TIMED_HERE:
+            here = plans
         else:
             measured = same_machine_cells(root, same_name, kinds_name, kind)
             here = [measured[(p["variant"], p["task"])]["kinds"][kind]["speedup_here"] for p in pairs]
@@ -1750,7 +1832,12 @@ def issue_targets(root: Path) -> str:
             "machine, and for cells heareval ran several times, the mean of its runs, which share one process start) "
             "by the kind's seconds in `fastprobe_kinds.py`'s process (the first cell a process scores carries its "
             "one-time imports); one machine: heareval's probe run again here once per cell as `evaluate` runs it "
-            "(`heareval_same_machine.py`)."]
+            "(`heareval_same_machine.py`)"
+            + ("" if not any(row[5] == TIMED_HERE for row in TARGET_ROWS) else
+               ", or, for the " + " and the ".join(row[0].split(", ", 1)[1] for row in TARGET_ROWS
+                                                  if row[5] == TIMED_HERE)
+               + ", the heareval runs of the cells themselves, made on the machine that timed the kinds (the "
+               "plans' measure is then a one-machine measure)") + "."]
     return "\n".join(out) + "\n"
 
 
@@ -1977,6 +2064,8 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
         root, "pitch", "fastprobe-kinds-families-pitch.json", "fastprobe-agreement-families-pitch.json",
         PITCH_FAMILY_PROVENANCE, earlier_name=""),
     "heareval-default-cost": heareval_default_cost,
+    "fastprobe-intervals": fastprobe_intervals,
+    "fastprobe-envsweep": fastprobe_envsweep,
     "event-scorer": event_scorer,
     "fastprobe-families-env": fastprobe_families_env,
     "fastprobe-families-pitch-later": fastprobe_families_pitch_later,

@@ -436,3 +436,22 @@ def test_rank_departure_names_the_variant_a_kind_places_furthest_from_heareval(f
         "t: a heareval 1st (0.900 ± 0.014), `logistic` 3rd (0.500)")
     assert figures.rank_departure([pair("a", 0.9, 0.9), pair("b", 0.8, 0.7)], "t-v1-full", "logistic") == (
         "t: every variant in heareval's place")
+
+
+def test_the_intervals_block_refuses_an_intervals_file_older_than_its_tests(figures, tmp_path):
+    """fastprobe-intervals renders from fastprobe_intervals.py's file: a kinds file changed after it (another score
+    of one cell) makes the file's rho stale, and the block refuses it; the layer-sweep row of issue-targets, whose
+    heareval runs were made on the machine that timed the kinds, gives the same speed-ups in both speed columns."""
+    shutil.copytree(ROOT / "eval_scripts", tmp_path / "eval_scripts", ignore=shutil.ignore_patterns("*.png", "*.py"))
+    block = figures.fastprobe_intervals(tmp_path)
+    assert "| Resemblyzer and Basic Pitch layer sweep, environmental and language" in block
+    targets = figures.issue_targets(tmp_path)
+    row = next(line for line in targets.splitlines() if line.startswith("| scene, environmental and language tasks, layer"))
+    plans, here = row.strip("| ").split(" | ")[-2:]
+    assert plans == here
+    kinds = tmp_path / "eval_scripts" / "fastprobe-kinds-envsweep.json"
+    data = json.loads(kinds.read_text())
+    data["pairs"][0]["kinds"]["logistic"]["score"] = 1.0
+    kinds.write_text(json.dumps(data))
+    with pytest.raises(figures.FiguresError, match="run fastprobe_intervals.py again"):
+        figures.fastprobe_intervals(tmp_path)
