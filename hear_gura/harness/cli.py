@@ -20,6 +20,7 @@ examples:
   hear-gura evaluate --tasks-dir tasks --ensembles crepe,fbank --seeds 3          # mean ± std over 3 probe runs
   hear-gura evaluate --tasks-dir tasks --ensembles crepe,fbank --seeds 3 --report-only --per-class tiny_tones
   hear-gura evaluate --tasks-dir tasks --ensembles crepe,fbank --probe fast       # results-fastprobe.*: NOT HEAR scores
+  hear-gura evaluate --tasks-dir tasks --ensembles crepe,fbank,basic_pitch --probe fast --finalists 2  # then heareval on each task's best 2
 
 Reruns into the same --out skip finished cells. Each runner's output is in OUT/logs/.
 Every distinct member runs once per task for the whole study (all ensembles and grid points).
@@ -63,6 +64,7 @@ def _evaluate(args: argparse.Namespace, arguments: Dict[str, Any]) -> "Evaluatio
         seeds=args.seeds,
         probe=args.probe,
         per_class=args.per_class,
+        finalists=args.finalists,
     )
 
 
@@ -106,6 +108,10 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
                         "along L2 penalties on the raw embeddings divided by their root mean square, and a kNN "
                         "probe; event tasks: a linear layer on the raw embeddings, Adam, early stopping), "
                         "written to results-fastprobe.* and never called HEAR scores")
+    p.add_argument("--finalists", type=int, default=0, metavar="K",
+                   help="with --probe fast: then run heareval's probe on the K variants the fast probe scores best "
+                        "on each task (results.*: their HEAR scores; results-finalists.{md,csv}: both probes side "
+                        "by side)")
     p.add_argument("--per-class", action="append", metavar="TASK[:VARIANT]",
                    help="write per-class-<task>[-<variant>].{md,csv}: the primary metric per class of that task's "
                         "finished cells (all variants, or VARIANT: a variant label or an ensemble name); repeatable; "

@@ -20,13 +20,14 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ContextManager, Dict, List, Optional, Sequence, Tuple
 
 from hear_gura.atomic import save_json
 from hear_gura.errors import HearGuraError
 from hear_gura.folder_lock import exclusive
+from hear_gura.harness.finalists import finalist_cells, finalist_rows, heareval_rank_text, pick_finalists, write_finalists
 from hear_gura.harness.grid import Variant, build_variants, parse_ensembles, parse_grid
 from hear_gura.harness.leaderboard import SOURCE, leaderboard_column, load_leaderboard
 from hear_gura.harness.preflight import preflight
@@ -80,6 +81,7 @@ def evaluate(
     seeds: int = 1,
     probe: str = "heareval",
     per_class: Optional[Sequence[str]] = None,
+    finalists: int = 0,
 ) -> EvaluationResult:
     """Evaluate ensembles on HEAR tasks with heareval's runners; write results.{csv,md,png}.
 
@@ -108,6 +110,9 @@ def evaluate(
             (:mod:`hear_gura.analysis.fast_probe`: exploring only; ``results-fastprobe.*``).
         per_class: ``TASK`` or ``TASK:VARIANT`` selections: write the per-class table of
             those finished cells (``per-class-<task>[-<variant>].{md,csv}``).
+        finalists: with ``probe="fast"``, then run heareval's probe on the ``finalists`` variants the fast
+            probe scores best on each task (:mod:`hear_gura.harness.finalists`): ``results.*`` holds those
+            HEAR scores, ``results-finalists.{md,csv}`` both probes side by side. 0: the fast probe only.
     Returns:
         an :class:`EvaluationResult`; raises nothing for failed cells (see ``.failed``).
     Raises:
@@ -124,11 +129,20 @@ def evaluate(
         raise HearGuraError(f"--seeds must be a positive integer (probe runs per cell), got {seeds!r}")
     if probe not in PROBES:
         raise HearGuraError(f"unknown --probe {probe!r}; valid: {', '.join(PROBES)} (heareval: HEAR scores)")
+    if isinstance(finalists, bool) or not isinstance(finalists, int) or finalists < 0:
+        raise HearGuraError(f"--finalists must be a positive integer (variants per task for heareval's probe), "
+                            f"got {finalists!r}")
+    if finalists and probe != "fast":
+        raise HearGuraError("--finalists K runs heareval's probe on the K variants the fast probe scores best per "
+                            "task: add --probe fast (without it heareval's probe scores every cell)")
+    if finalists and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise HearGuraError("--finalists runs in one process (the finalists are picked between the two stages): "
+                            "run it without torchrun, or run --probe fast under torchrun and heareval's probe after")
     if probe == "fast":
         _check_fast_probe()
-        if per_class:
+        if per_class and not finalists:
             raise HearGuraError("--per-class needs test predictions, which only heareval's probe keeps; "
-                                "drop --probe fast")
+                                "drop --probe fast (or add --finalists K: the tables of the finalists' cells)")
     manifest = None
     if model:
         manifest_path = Path(model).expanduser()
@@ -138,6 +152,9 @@ def evaluate(
         manifest = str(manifest_path.resolve())
     names = parse_ensembles(ensembles)
     variants = build_variants(names, parse_grid(grid), manifest)
+    if finalists and finalists >= len(variants):
+        raise HearGuraError(f"--finalists {finalists}: the study has {len(variants)} variant(s), so heareval's probe "
+                            "would score every cell: run it without --probe fast, or ask for fewer finalists")
     task_infos = discover_tasks(tasks_dir, tasks)
     selections = parse_selections(per_class or [], task_infos, variants)
     if not report_only:  # every wav and label heareval will read, before any model or embedding work
@@ -165,24 +182,59 @@ def evaluate(
                 "tasks_dir": str(tasks_dir), "ensembles": names, "grid": grid, "model": model, "out": str(out),
                 "grid_points": grid_points, "probe_grid": probe_grid, "reference": reference,
                 "tasks": list(tasks) if tasks else None, "seeds": seeds, "probe": probe,
-                "per_class": list(per_class) if per_class else None,
+                "per_class": list(per_class) if per_class else None, "finalists": finalists,
             },
             "cwd": str(Path.cwd()),
             "executable": sys.executable,
             "versions": dict(versions()),
         },
-        per_class=selections,
+        per_class=[] if finalists else selections,
     )
     if reference and not plan.reference_columns:
         print("NOTE: --reference gura: none of the tasks is an official HEAR 2021 task folder "
               "(e.g. speech_commands-v0.0.2-5h), so no published scores are added", flush=True)
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     if report_only:  # reads finished cells, writes the reports atomically: no lock needed
+        if finalists:
+            return run_with_finalists(plan, finalists, selections, report_only=True)
         return run_plan(plan, report_only=True)
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 holds the lock for the whole job
         return run_plan(plan, verbose=verbose, fail_fast=fail_fast)
     with _exclusive(plan.out_dir):
+        if finalists:
+            return run_with_finalists(plan, finalists, selections, verbose=verbose, fail_fast=fail_fast)
         return run_plan(plan, verbose=verbose, fail_fast=fail_fast)
+
+
+def run_with_finalists(plan: "Plan", count: int, selections: List[Tuple[TaskInfo, List[Variant], str]],
+                       verbose: bool = False, fail_fast: bool = False, report_only: bool = False) -> EvaluationResult:
+    """The fast plan, then heareval's probe on each task's ``count`` best variants by the fast probe
+    (:mod:`hear_gura.harness.finalists`), then ``results-finalists.*``. Returns both stages' outcomes and files
+    (the fast stage's under ``fastprobe:<kind>``). With ``fail_fast``, a failed fast cell stops before heareval."""
+    fast = run_plan(plan, verbose=verbose, fail_fast=fail_fast, report_only=report_only)
+    result = EvaluationResult(plan.out_dir, list(fast.outcomes),
+                              {f"fastprobe:{kind}": path for kind, path in fast.files.items()})
+    if fast.failed and fail_fast:
+        return result
+    fast_records = {(o.cell.variant.label, o.cell.task.folder): o.record for o in fast.outcomes if o.record}
+    picks = pick_finalists(fast_records, plan.variants, plan.tasks, count)
+    print(f"finalists: heareval's probe on the fast probe's best {count} per task ("
+          + "; ".join(f"{task}: {', '.join(v.label for v in chosen) or 'none finished'}"
+                      for task, chosen in picks.items()) + ")", flush=True)
+    per_class = [(task, [v for v in chosen if v in picks[task.folder]], suffix) for task, chosen, suffix in selections]
+    stage = replace(plan, settings=replace(plan.settings, probe_kind="heareval"), only=finalist_cells(picks),
+                    per_class=per_class, command=dict(plan.command, stage="heareval's probe on the finalists"))
+    final = run_plan(stage, verbose=verbose, fail_fast=fail_fast, report_only=report_only)
+    result.outcomes += final.outcomes
+    result.files.update(final.files)
+    heareval_records = {(o.cell.variant.label, o.cell.task.folder): o.record for o in final.outcomes if o.record}
+    result.files.update(write_finalists(plan.out_dir, picks, plan.tasks, plan.variants, fast_records,
+                                        heareval_records, plan.settings.seeds))
+    rows = finalist_rows(picks, plan.tasks, fast_records, heareval_records)
+    summary = heareval_rank_text(rows)
+    print(f"finalists: wrote {result.files['finalists:md']}" + (f" (the fast probe's first pick: {summary})"
+                                                              if summary else ""), flush=True)
+    return result
 
 
 @dataclass
@@ -198,6 +250,7 @@ class Plan:
         reference, reference_columns: the ``--reference`` and its official task folder -> column map.
         command: what ``command.json`` records besides times and status.
         per_class: per-class tables to write: (task, its variants, file name suffix).
+        only: run only these ``(variant label, task folder)`` cells (``--finalists``); None: every cell.
     """
 
     out_dir: Path
@@ -209,6 +262,7 @@ class Plan:
     reference_columns: Dict[str, str]
     command: Dict[str, Any]
     per_class: List[Tuple[TaskInfo, List[Variant], str]] = field(default_factory=list)
+    only: Optional[frozenset] = None
 
     @property
     def fast(self) -> bool:
@@ -294,14 +348,16 @@ def run_plan(
         save_json(out_dir / "command.json", command)
     result = EvaluationResult(out_dir)
     runner = CellRunner(plan.settings, echo=verbose)
-    cells = [Cell(v, t, out_dir, plan.settings.probe_kind) for v in plan.variants for t in plan.tasks]
+    cells = [Cell(v, t, out_dir, plan.settings.probe_kind) for v in plan.variants for t in plan.tasks
+             if plan.only is None or (v.label, t.folder) in plan.only]
     settings, tag = plan.settings, shard.label()
     if leader:
         probe_text = (f"FAST probe ({FAST_TITLE_TAG})" if plan.fast else
                       f"probe grid {settings.probe_grid!r}, {settings.grid_points} grid point(s)")
         seeds_text = f", {settings.seeds} seeds ({', '.join(map(str, settings.seed_list()))})" if settings.seeds > 1 else ""
-        print(f"hear-gura evaluate: {len(plan.variants)} variant(s) x {len(plan.tasks)} task(s) = {len(cells)} "
-              f"cell(s); {probe_text}{seeds_text}; output in {out_dir}"
+        shape = (f"{len(plan.variants)} variant(s) x {len(plan.tasks)} task(s) = {len(cells)} cell(s)"
+                 if plan.only is None else f"{len(cells)} finalist cell(s)")
+        print(f"hear-gura evaluate: {shape}; {probe_text}{seeds_text}; output in {out_dir}"
               + (f"; {shard.world_size} processes" if shard.world_size > 1 else ""), flush=True)
         if any(plan.random_flags.values()):
             print("NOTE: rows marked (random weights) use tiny RANDOM fixture checkpoints: their scores test the "
