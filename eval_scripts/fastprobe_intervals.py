@@ -10,7 +10,9 @@ and every kind that scored all its cells (plan: ``fastprobe-envsweep-plan.md``):
   resampled with replacement, paired, percentile method, :data:`RESAMPLES`
   resamples, seed :data:`SEED`);
 - per task, **the sweep's pick**: the variant the kind scores best, its place in
-  heareval's ranking (1 = heareval's best), and the **regret**: heareval's score
+  heareval's ranking (1 = heareval's best), the place of heareval's best variant
+  in the kind's ranking (the smallest ``evaluate --finalists K`` that would give
+  it to heareval's probe), and the **regret**: heareval's score
   of its own best variant minus heareval's score of the kind's pick (both the
   means of heareval's runs; in the task's metric, higher is better for every
   scene metric here), beside the standard deviation of heareval's runs on the
@@ -84,11 +86,14 @@ def sweep_pick(rows: Sequence[Dict[str, Any]], kind: str) -> Dict[str, Any]:
     pick = max(range(len(rows)), key=lambda i: rows[i]["kinds"][kind])
     best = max(range(len(rows)), key=lambda i: rows[i]["reference"])
     place = 1 + sum(r["reference"] > rows[pick]["reference"] for r in rows)
+    # where heareval's best stands in the kind's order: the smallest --finalists K that gives it heareval's probe
+    best_in_kind = 1 + sum(r["kinds"][kind] > rows[best]["kinds"][kind] for r in rows)
 
     def spread(row: Dict[str, Any]) -> Optional[float]:
         return statistics.stdev(row["runs"]) if len(row["runs"]) >= 2 else None
 
     return {"pick": rows[pick]["variant"], "heareval_best": rows[best]["variant"], "place": place,
+            "best_in_kind": best_in_kind,
             "variants": len(rows), "regret": rows[best]["reference"] - rows[pick]["reference"],
             "pick_score": rows[pick]["reference"], "best_score": rows[best]["reference"],
             "pick_runs_sd": spread(rows[pick]), "best_runs_sd": spread(rows[best])}

@@ -1718,10 +1718,15 @@ def fastprobe_intervals(root: Path, name: str = "fastprobe-intervals.json") -> s
                               f"{p['heareval_best']}{sd}")
     best_picked = {k: [p["place"] == 1 for t in data["tests"] for p in t["kinds"].get(k, {}).get("picks", {}).values()]
                    for k in kinds}
+    within = {k: [p["best_in_kind"] for t in data["tests"] for p in t["kinds"].get(k, {}).get("picks", {}).values()]
+              for k in kinds}
     lower = {k: min(t["kinds"][k]["interval"][0] for t in data["tests"] if k in t["kinds"]) for k in kinds}
     out += ["", f"Interval: {data['level']:.0%} {data['method']}, {data['resamples']} resamples, seed {data['seed']}. "
             "Tasks where the kind's pick is heareval's best, over the tests it ran in: "
             + ", ".join(f"`{k}` {sum(v)} of {len(v)}" for k, v in best_picked.items())
+            + ". The smallest `--finalists K` that would have given heareval's best variant to heareval's probe "
+            "in every task (its place in the kind's order, at worst): "
+            + ", ".join(f"`{k}` {max(v)}" for k, v in within.items())
             + ". Lowest end of an interval, over the tests: " + ", ".join(f"`{k}` {v:.2f}" for k, v in lower.items())
             + ". "
             "Picks: per task (in the order of the test's tasks), the place in heareval's ranking (1 = heareval's "

@@ -343,6 +343,7 @@ def test_fastprobe_intervals_bootstrap_agrees_with_a_plain_resampling_and_the_sw
             for v, m, runs, s in (("a", 0.5, [0.4, 0.6], 0.9), ("b", 0.7, [0.7, 0.7], 0.1), ("c", 0.6, [0.6, 0.6], 0.8))]
     pick = intervals.sweep_pick(rows, "k")
     assert (pick["pick"], pick["heareval_best"], pick["place"], pick["variants"]) == ("a", "b", 3, 3)
+    assert pick["best_in_kind"] == 3  # heareval's best, b, is the kind's last
     assert pick["regret"] == pytest.approx(0.2) and pick["pick_runs_sd"] == pytest.approx(np.std([0.4, 0.6], ddof=1))
     assert intervals.sweep_pick([{**r, "kinds": {"k": r["reference"]}} for r in rows], "k")["regret"] == 0
 
