@@ -3,12 +3,9 @@ K best by the fast probe; real runs on the tiny scene task (fbank and CREPE), no
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 from pathlib import Path
-from typing import List
 
 import pytest
 
@@ -17,17 +14,13 @@ from hear_gura.harness.finalists import finalist_rows, pick_finalists, ties_left
 from hear_gura.harness.grid import build_variants
 from hear_gura.harness.scores import TaskInfo
 from hear_tasks import SCENE
-from test_harness import counting_runs, read_csv, read_markdown_table, run_cli
+from test_harness import read_csv, read_markdown_table
+from test_seeds_per_class import evaluate as evaluate_scene
 
 
 def evaluate(out: Path, tasks_dir: Path, *extra: str) -> tuple:
     """``hear-gura evaluate`` of fbank and crepe on the scene task; returns (runner calls, stdout)."""
-    calls: List[str] = []
-    stdout = io.StringIO()
-    with counting_runs(calls), contextlib.redirect_stdout(stdout):
-        run_cli(["evaluate", "--tasks-dir", str(tasks_dir), "--tasks", SCENE, "--ensembles", "fbank,crepe",
-                 "--out", str(out), "--grid-points", "1", "--probe-grid", "faster", *extra])
-    return calls, stdout.getvalue()
+    return evaluate_scene(out, tasks_dir, *extra, ensembles="fbank,crepe")
 
 
 def test_finalists_are_the_fast_probes_best_per_task_error_rates_lowest_and_unfinished_cells_never(tasks_dir):

@@ -30,12 +30,12 @@ from test_harness import counting_runs, read_csv, read_markdown_table, run_cli
 HEADER = f"{SCENE} (top1_acc)"
 
 
-def evaluate(out: Path, tasks_dir: Path, *extra: str) -> tuple:
-    """Run ``hear-gura evaluate`` (fbank x the scene task); returns (runner calls, stdout)."""
+def evaluate(out: Path, tasks_dir: Path, *extra: str, ensembles: str = "fbank") -> tuple:
+    """Run ``hear-gura evaluate`` (``ensembles`` x the scene task); returns (runner calls, stdout)."""
     calls: List[str] = []
     stdout = io.StringIO()
     with counting_runs(calls), contextlib.redirect_stdout(stdout):
-        run_cli(["evaluate", "--tasks-dir", str(tasks_dir), "--tasks", SCENE, "--ensembles", "fbank",
+        run_cli(["evaluate", "--tasks-dir", str(tasks_dir), "--tasks", SCENE, "--ensembles", ensembles,
                  "--out", str(out), "--grid-points", "1", "--probe-grid", "faster", *extra])
     return calls, stdout.getvalue()
 
