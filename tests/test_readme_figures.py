@@ -455,3 +455,29 @@ def test_the_intervals_block_refuses_an_intervals_file_older_than_its_tests(figu
     kinds.write_text(json.dumps(data))
     with pytest.raises(figures.FiguresError, match="run fastprobe_intervals.py again"):
         figures.fastprobe_intervals(tmp_path)
+
+
+def test_a_targets_row_timed_on_one_machine_for_some_cells_names_them_and_still_refuses_other_seconds(figures,
+                                                                                                       tmp_path):
+    """A TargetRow with some_cells: its one-machine column covers the cells the same-machine file has (named in
+    the block), a file with none of the row's cells is refused, and other kind seconds still are."""
+    shutil.copytree(ROOT / "eval_scripts", tmp_path / "eval_scripts", ignore=shutil.ignore_patterns("*.png", "*.py"))
+    pitch = next(row for row in figures.TARGET_ROWS if row.family == "pitch")
+    same = tmp_path / "eval_scripts" / pitch.same_machine
+    data = json.loads(same.read_text())
+    kept = data["cells"][0]
+    data["cells"] = [kept]
+    same.write_text(json.dumps(data))
+    rows = tuple(row._replace(some_cells=True) if row is pitch else row for row in figures.TARGET_ROWS)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(figures, "TARGET_ROWS", rows)
+        block = figures.issue_targets(tmp_path)
+        assert f"{pitch.what}: 1 of 16 cells, {kept['variant']} on {kept['task'].split('-v1')[0]}" in block
+        kept["kinds"]["logistic"]["seconds"] += 0.01
+        same.write_text(json.dumps(data))
+        with pytest.raises(figures.FiguresError, match="seconds are not"):
+            figures.issue_targets(tmp_path)
+        data["cells"] = []
+        same.write_text(json.dumps(data))
+        with pytest.raises(figures.FiguresError, match="lacks the cells"):
+            figures.issue_targets(tmp_path)
