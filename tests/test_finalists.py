@@ -58,7 +58,7 @@ def test_bad_finalists_are_refused_before_any_work(tasks_dir, tmp_path):
         evaluate(out, tasks_dir, "--finalists", "1")
     with pytest.raises(HearGuraError, match="has 2 variant"):
         evaluate(out, tasks_dir, "--probe", "fast", "--finalists", "2")
-    with pytest.raises(HearGuraError, match="positive integer"):
+    with pytest.raises(HearGuraError, match=r"0 \(off\) or a positive integer"):
         evaluate(out, tasks_dir, "--probe", "fast", "--finalists", "-1")
     assert not out.exists()
 

@@ -27,7 +27,7 @@ from typing import Any, ContextManager, Dict, List, Optional, Sequence, Tuple
 from hear_gura.atomic import save_json
 from hear_gura.errors import HearGuraError
 from hear_gura.folder_lock import exclusive
-from hear_gura.harness.finalists import finalist_cells, finalist_rows, heareval_rank_text, pick_finalists, write_finalists
+from hear_gura.harness.finalists import finalist_cells, heareval_rank_text, pick_finalists, write_finalists
 from hear_gura.harness.grid import Variant, build_variants, parse_ensembles, parse_grid
 from hear_gura.harness.leaderboard import SOURCE, leaderboard_column, load_leaderboard
 from hear_gura.harness.preflight import preflight
@@ -130,8 +130,8 @@ def evaluate(
     if probe not in PROBES:
         raise HearGuraError(f"unknown --probe {probe!r}; valid: {', '.join(PROBES)} (heareval: HEAR scores)")
     if isinstance(finalists, bool) or not isinstance(finalists, int) or finalists < 0:
-        raise HearGuraError(f"--finalists must be a positive integer (variants per task for heareval's probe), "
-                            f"got {finalists!r}")
+        raise HearGuraError(f"--finalists must be 0 (off) or a positive integer (variants per task for heareval's "
+                            f"probe), got {finalists!r}")
     if finalists and probe != "fast":
         raise HearGuraError("--finalists K runs heareval's probe on the K variants the fast probe scores best per "
                             "task: add --probe fast (without it heareval's probe scores every cell)")
@@ -228,9 +228,9 @@ def run_with_finalists(plan: "Plan", count: int, selections: List[Tuple[TaskInfo
     result.outcomes += final.outcomes
     result.files.update(final.files)
     heareval_records = {(o.cell.variant.label, o.cell.task.folder): o.record for o in final.outcomes if o.record}
-    result.files.update(write_finalists(plan.out_dir, picks, plan.tasks, plan.variants, fast_records,
-                                        heareval_records, plan.settings.seeds))
-    rows = finalist_rows(picks, plan.tasks, fast_records, heareval_records)
+    files, rows = write_finalists(plan.out_dir, picks, plan.tasks, plan.variants, fast_records, heareval_records,
+                                  plan.settings.seeds)
+    result.files.update(files)
     summary = heareval_rank_text(rows)
     print(f"finalists: wrote {result.files['finalists:md']}" + (f" (the fast probe's first pick: {summary})"
                                                               if summary else ""), flush=True)

@@ -105,8 +105,10 @@ def ties_left_out(picks: Picks, variants: Sequence[Variant], fast_records: Recor
 
 
 def write_finalists(out_dir: Path, picks: Picks, tasks: Sequence[TaskInfo], variants: Sequence[Variant],
-                    fast_records: Records, heareval_records: Records, seeds: int) -> Dict[str, Path]:
-    """``results-finalists.{md,csv}`` in ``out_dir`` (atomically); returns ``{"finalists:md": path, ...}``."""
+                    fast_records: Records, heareval_records: Records,
+                    seeds: int) -> Tuple[Dict[str, Path], List[Dict[str, Any]]]:
+    """``results-finalists.{md,csv}`` in ``out_dir`` (atomically); returns ``{"finalists:md": path, ...}`` and the
+    rows written (:func:`finalist_rows`)."""
     rows = finalist_rows(picks, tasks, fast_records, heareval_records)
     ties = ties_left_out(picks, variants, fast_records)
     files = {kind: out_dir / f"{FINALISTS_STEM}.{kind}" for kind in ("md", "csv")}
@@ -145,7 +147,7 @@ def write_finalists(out_dir: Path, picks: Picks, tasks: Sequence[TaskInfo], vari
               f"{'it' if len(tied) == 1 else 'them'}." for task, tied in ties.items()]
     text = ("\n".join(lines) + "\n").encode("utf-8")
     atomic_write(files["md"], lambda out: out.write(text))
-    return {f"finalists:{kind}": path for kind, path in files.items()}
+    return {f"finalists:{kind}": path for kind, path in files.items()}, rows
 
 
 def heareval_rank_text(rows: Sequence[Dict[str, Any]]) -> Optional[str]:
