@@ -86,6 +86,10 @@ def test_heareval_runs_on_the_fast_probes_best_variant_only_and_the_tables_show_
     assert "fast probe, not HEAR scores" in md and best in md
     assert f"finalists: heareval's probe on the fast probe's best 1 per task ({SCENE}: {best})" in stdout
 
+    command = json.loads((out / "command.json").read_text())  # both stages' times and counts
+    assert command["stage"] == "heareval's probe on the finalists" and command["cells"]["done"] == 1
+    assert command["fast_stage"]["cells"]["done"] == 2 and command["fast_stage"]["seconds"] > 0
+
     # a rerun finds both stages finished and runs nothing; --report-only rewrites the tables from the cells
     again, _ = evaluate(out, tasks_dir, "--probe", "fast", "--finalists", "1")
     assert again == []

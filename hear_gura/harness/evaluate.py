@@ -222,8 +222,14 @@ def run_with_finalists(plan: "Plan", count: int, selections: List[Tuple[TaskInfo
           + "; ".join(f"{task}: {', '.join(v.label for v in chosen) or 'none finished'}"
                       for task, chosen in picks.items()) + ")", flush=True)
     per_class = [(task, [v for v in chosen if v in picks[task.folder]], suffix) for task, chosen, suffix in selections]
+    command = dict(plan.command, stage="heareval's probe on the finalists")
+    fast_command = plan.out_dir / "command.json"
+    if not report_only and fast_command.is_file():  # the fast stage's times and counts, kept beside the second's
+        fast_record = json.loads(fast_command.read_text())
+        command["fast_stage"] = {k: fast_record.get(k) for k in ("started_at", "finished_at", "seconds", "status",
+                                                                 "cells", "failed")}
     stage = replace(plan, settings=replace(plan.settings, probe_kind="heareval"), only=finalist_cells(picks),
-                    per_class=per_class, command=dict(plan.command, stage="heareval's probe on the finalists"))
+                    per_class=per_class, command=command)
     final = run_plan(stage, verbose=verbose, fail_fast=fail_fast, report_only=report_only)
     result.outcomes += final.outcomes
     result.files.update(final.files)
