@@ -1028,6 +1028,25 @@ def fastprobe_kinds(root: Path, name: str = "fastprobe-kinds.json", with_seeds: 
     return "\n".join(out) + "\n"
 
 
+FINALISTS_EXAMPLE = f"{EVAL}/results-finalists-speech"
+
+
+def finalists_example(root: Path) -> str:
+    """``evaluate --probe fast --finalists 2`` on a real layer sweep: its results-finalists.md table, and how many
+    heareval cells it ran against the fast cells (results-finalists-speech/)."""
+    table = md_table(root, f"{FINALISTS_EXAMPLE}/results-finalists.md")
+    fast = load_csv(root, f"{FINALISTS_EXAMPLE}/results-fastprobe.csv")
+    heareval = [r for r in load_csv(root, f"{FINALISTS_EXAMPLE}/results.csv") if r["source"] == "measured"]
+    command = load_json(root, f"{FINALISTS_EXAMPLE}/command.json")
+    earlier = {(r["variant"], r["task"]): r["score"] for r in load_csv(root, f"{EVAL}/results-layers-speech/results.csv")
+               if r["source"] == "measured"}
+    same = sum(earlier.get((r["variant"], r["task"])) == r["score"] for r in heareval)
+    return (table + f"\n\nOne command (`{' '.join(['hear-gura'] + command['argv'][1:])}`): {len(fast)} fast cells, "
+            f"then heareval's probe on {len(heareval)} of them, whose scores equal those of the third test's cells "
+            f"(`results-layers-speech/`, heareval on every variant) in {same} of {len(heareval)}; "
+            f"`{FINALISTS_EXAMPLE}/` holds its tables and provenance.\n")
+
+
 #: The task no fast kind had scored before the held-out test (eval_scripts/fastprobe-heldout-plan.md).
 HELDOUT_TASK = "kws-v1-full"
 #: The scene target of issue 13: Spearman with heareval, pooled over the scene cells.
@@ -2106,6 +2125,7 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
         PITCH_FAMILY_PROVENANCE, earlier_name=""),
     "heareval-default-cost": heareval_default_cost,
     "fastprobe-intervals": fastprobe_intervals,
+    "finalists-example": finalists_example,
     "fastprobe-envsweep": fastprobe_envsweep,
     "event-scorer": event_scorer,
     "fastprobe-families-env": fastprobe_families_env,
