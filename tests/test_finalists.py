@@ -100,3 +100,15 @@ def test_heareval_runs_on_the_fast_probes_best_variant_only_and_the_tables_show_
     [per_class] = out.glob("per-class-*.md")
     header = next(line for line in per_class.read_text().splitlines() if line.startswith("| class"))
     assert best in header and other not in header  # the finalists' heareval cells: predictions kept
+
+
+def test_importing_the_harness_loads_neither_torch_nor_the_fast_probe():
+    """``hear-gura evaluate --help`` and heareval-only studies stay light: the finalists module takes the fast
+    probe's tags from the harness, not from hear_gura.analysis.fast_probe (which imports torch)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, hear_gura.harness.evaluate; "
+            "print('torch' in sys.modules, 'hear_gura.analysis.fast_probe' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

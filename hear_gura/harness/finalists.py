@@ -24,10 +24,10 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from hear_gura.analysis.fast_probe import FILE_TAG, TITLE_TAG
 from hear_gura.atomic import atomic_write
 from hear_gura.harness.grid import Variant
 from hear_gura.harness.report import format_score
+from hear_gura.harness.runner import FAST_FILE_TAG as FILE_TAG, FAST_TITLE_TAG as TITLE_TAG
 from hear_gura.harness.scores import LOWER_IS_BETTER, TaskInfo
 
 #: The finalists' tables: ``results-finalists.md`` and ``.csv``.
