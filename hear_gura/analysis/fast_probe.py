@@ -75,13 +75,12 @@ import torch
 
 from hear_gura.analysis.logistic_probe import LOGISTIC_MAX_ITER, LOGISTIC_PENALTIES, fit_logistic
 from hear_gura.errors import HearGuraError
+from hear_gura.probe_names import FAST_FILE_TAG, FAST_TITLE_TAG, LOWER_IS_BETTER  # noqa: F401  (used by importers)
 
-#: Put in every title of a table or plot of fast-probe figures.
-TITLE_TAG = "fast probe, not HEAR scores"
+#: Put in every title of a table or plot of fast-probe figures (:mod:`hear_gura.probe_names`).
+TITLE_TAG = FAST_TITLE_TAG
 #: Put in every file name of fast-probe figures.
-FILE_TAG = "fastprobe"
-#: heareval metrics where lower is better (every other one is maximised).
-LOWER_IS_BETTER = frozenset({"segment_1s_er"})
+FILE_TAG = FAST_FILE_TAG
 #: heareval's event post-processing grid when a task does not give one (``EVENT_POSTPROCESSING_GRID``).
 DEFAULT_POSTPROCESSING_GRID = {"median_filter_ms": [250], "min_duration": [125, 250]}
 

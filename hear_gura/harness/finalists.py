@@ -27,8 +27,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from hear_gura.atomic import atomic_write
 from hear_gura.harness.grid import Variant
 from hear_gura.harness.report import format_score
-from hear_gura.harness.runner import FAST_FILE_TAG as FILE_TAG, FAST_TITLE_TAG as TITLE_TAG
-from hear_gura.harness.scores import LOWER_IS_BETTER, TaskInfo
+from hear_gura.harness.scores import TaskInfo
+from hear_gura.probe_names import FAST_FILE_TAG as FILE_TAG, FAST_TITLE_TAG as TITLE_TAG, LOWER_IS_BETTER
 
 #: The finalists' tables: ``results-finalists.md`` and ``.csv``.
 FINALISTS_STEM = "results-finalists"

@@ -64,14 +64,12 @@ from hear_gura.harness.probe_run import (
 )
 from hear_gura.harness.scores import TaskInfo, TaskScores, combine_runs, read_fast_scores, read_scores
 from hear_gura.identity import canonical, differences, same_identity
+from hear_gura.probe_names import FAST_FILE_TAG, FAST_TITLE_TAG
 
 DONE_EMBEDDINGS = ".done.embeddings"
 PROBE_GRIDS = ("default", "fast", "faster")
 #: ``--probe``: heareval's prediction runner (HEAR scores) or the fast probe (exploring; never HEAR scores).
 PROBES = ("heareval", "fast")
-#: The fast probe's tag in file names and titles.
-FAST_FILE_TAG = "fastprobe"
-FAST_TITLE_TAG = "fast probe, not HEAR scores"
 LOG_TAIL_LINES = 25
 #: A runner's output line holding this marks progress: the rest of the line is shown on the console too.
 PROGRESS_PREFIX = "hear_gura progress: "

@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from hear_gura.errors import HearGuraError
+from hear_gura.probe_names import LOWER_IS_BETTER  # noqa: F401  (heareval's error rates, used by importers)
 
 SAMPLE_RATE_FOLDER = "16000"
-#: heareval metrics where lower is better (the rest are maximised).
-LOWER_IS_BETTER = frozenset({"segment_1s_er"})
 
 
 @dataclass(frozen=True)
