@@ -1739,17 +1739,14 @@ def fastprobe_intervals(root: Path, name: str = "fastprobe-intervals.json") -> s
                 misses.append(f"{task.split('-v1')[0]} ({t['test'].split(' (')[0]}): {p['pick']}, heareval's "
                               f"{p['place']} of {p['variants']}, {p['regret']:.3f} below heareval's best "
                               f"{p['heareval_best']}{sd}")
-    best_picked = {k: [p["place"] == 1 for t in data["tests"] for p in t["kinds"].get(k, {}).get("picks", {}).values()]
-                   for k in kinds}
-    within = {k: [p["best_in_kind"] for t in data["tests"] for p in t["kinds"].get(k, {}).get("picks", {}).values()]
-              for k in kinds}
+    picks_of = {k: [p for t in data["tests"] for p in t["kinds"].get(k, {}).get("picks", {}).values()] for k in kinds}
     lower = {k: min(t["kinds"][k]["interval"][0] for t in data["tests"] if k in t["kinds"]) for k in kinds}
     out += ["", f"Interval: {data['level']:.0%} {data['method']}, {data['resamples']} resamples, seed {data['seed']}. "
             "Tasks where the kind's pick is heareval's best, over the tests it ran in: "
-            + ", ".join(f"`{k}` {sum(v)} of {len(v)}" for k, v in best_picked.items())
+            + ", ".join(f"`{k}` {sum(p['place'] == 1 for p in v)} of {len(v)}" for k, v in picks_of.items())
             + ". The smallest `--finalists K` that would have given heareval's best variant to heareval's probe "
             "in every task (its place in the kind's order, at worst): "
-            + ", ".join(f"`{k}` {max(v)}" for k, v in within.items())
+            + ", ".join(f"`{k}` {max(p['best_in_kind'] for p in v)}" for k, v in picks_of.items())
             + ". Lowest end of an interval, over the tests: " + ", ".join(f"`{k}` {v:.2f}" for k, v in lower.items())
             + ". "
             "Picks: per task (in the order of the test's tasks), the place in heareval's ranking (1 = heareval's "

@@ -48,15 +48,21 @@ REFERENCES = ("gura",)
 
 @dataclass
 class EvaluationResult:
-    """What :func:`evaluate` did: the outcomes per cell and the files written."""
+    """What :func:`evaluate` did: the outcomes per cell, the files written, and the ``command.json`` it saved
+    (empty with ``report_only``)."""
 
     out: Path
     outcomes: List[CellOutcome] = field(default_factory=list)
     files: Dict[str, Path] = field(default_factory=dict)
+    command: Dict[str, Any] = field(default_factory=dict)
 
     @property
     def failed(self) -> List[CellOutcome]:
         return [o for o in self.outcomes if o.status == "failed"]
+
+    def records(self) -> Dict[Tuple[str, str], Dict[str, Any]]:
+        """``{(variant label, task folder): cell record}`` of the finished cells."""
+        return {(o.cell.variant.label, o.cell.task.folder): o.record for o in self.outcomes if o.record}
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -216,24 +222,22 @@ def run_with_finalists(plan: "Plan", count: int, selections: List[Tuple[TaskInfo
                               {f"fastprobe:{kind}": path for kind, path in fast.files.items()})
     if fast.failed and fail_fast:
         return result
-    fast_records = {(o.cell.variant.label, o.cell.task.folder): o.record for o in fast.outcomes if o.record}
+    fast_records = fast.records()
     picks = pick_finalists(fast_records, plan.variants, plan.tasks, count)
     print(f"finalists: heareval's probe on the fast probe's best {count} per task ("
           + "; ".join(f"{task}: {', '.join(v.label for v in chosen) or 'none finished'}"
                       for task, chosen in picks.items()) + ")", flush=True)
     per_class = [(task, [v for v in chosen if v in picks[task.folder]], suffix) for task, chosen, suffix in selections]
     command = dict(plan.command, stage="heareval's probe on the finalists")
-    fast_command = plan.out_dir / "command.json"
-    if not report_only and fast_command.is_file():  # the fast stage's times and counts, kept beside the second's
-        fast_record = json.loads(fast_command.read_text())
-        command["fast_stage"] = {k: fast_record.get(k) for k in ("started_at", "finished_at", "seconds", "status",
-                                                                 "cells", "failed")}
+    if fast.command:  # the fast stage's times and counts, kept beside the second's
+        command["fast_stage"] = {k: fast.command.get(k) for k in ("started_at", "finished_at", "seconds", "status",
+                                                                  "cells", "failed")}
     stage = replace(plan, settings=replace(plan.settings, probe_kind="heareval"), only=finalist_cells(picks),
                     per_class=per_class, command=command)
     final = run_plan(stage, verbose=verbose, fail_fast=fail_fast, report_only=report_only)
     result.outcomes += final.outcomes
     result.files.update(final.files)
-    heareval_records = {(o.cell.variant.label, o.cell.task.folder): o.record for o in final.outcomes if o.record}
+    heareval_records = final.records()
     files, rows = write_finalists(plan.out_dir, picks, plan.tasks, plan.variants, fast_records, heareval_records,
                                   plan.settings.seeds)
     result.files.update(files)
@@ -448,6 +452,7 @@ def run_plan(
             "failed": [o.cell.name for o in result.failed],
         })
         save_command_status(out_dir / "command.json", command)
+        result.command = command
         print(f"{len(cells)} cell(s): {result.count('done')} run, {result.count('skipped')} skipped, "
               f"{len(result.failed)} failed, in {duration_text(time.perf_counter() - start)}; "
               f"wrote {', '.join(str(p) for p in result.files.values())}", flush=True)
@@ -490,7 +495,7 @@ def gather_outcomes(shard: Any, cells: Sequence[Cell], mine: Sequence[CellOutcom
 
 def write_reports(plan: Plan, result: EvaluationResult) -> Dict[str, Path]:
     """``results.{csv,md,png}`` (fast probe: ``results-fastprobe.*``) and the per-class tables asked for."""
-    records = {(o.cell.variant.label, o.cell.task.folder): o.record for o in result.outcomes if o.record}
+    records = result.records()
     ordered = [o.record for o in result.outcomes if o.record]
     # Published GURA rows are HEAR scores: never beside fast-probe figures.
     columns = {} if plan.fast else plan.reference_columns

@@ -151,8 +151,8 @@ def write_finalists(out_dir: Path, picks: Picks, tasks: Sequence[TaskInfo], vari
 
 
 def heareval_rank_text(rows: Sequence[Dict[str, Any]]) -> Optional[str]:
-    """``env_sounds: fast 1st = heareval 1st; ...``: per task whether the fast probe's first finalist is
-    heareval's best among the finalists (for the progress line), or None without rows."""
+    """``kws-v1-full: resemblyzer[layers=1] heareval's #1; ...``: per task, the fast probe's first finalist and its
+    place in heareval's order among the finalists (for the progress line), or None without rows."""
     firsts = [r for r in rows if r["fast_rank"] == 1]
     if not firsts:
         return None
