@@ -25,26 +25,30 @@ def figures():
 
 
 def outside_blocks(text: str) -> str:
-    """The README without its generated blocks and code fences."""
+    """A document without its generated blocks and code fences."""
     text = re.sub(r"<!-- figures:([\w-]+) BEGIN.*?<!-- figures:\1 END -->", "", text, flags=re.DOTALL)
     return re.sub(r"```.*?```", "", text, flags=re.DOTALL)
 
 
-def test_readme_figures_agree_with_their_files(figures):
-    text = README.read_text()
-    assert figures.render_readme(text) == text, "run: python eval_scripts/readme_figures.py"
+def test_the_documents_figures_agree_with_their_files(figures):
+    texts = figures.read_documents()
+    assert set(texts) == {"README.md", "docs/fast-probe-validation.md"}
+    assert figures.render_documents(texts) == texts, "run: python eval_scripts/readme_figures.py"
 
 
-def test_check_mode_fails_on_an_edited_figure(figures, tmp_path):
-    text = README.read_text()
-    block = re.search(r"<!-- figures:bench-cpu BEGIN.*?<!-- figures:bench-cpu END -->", text, re.DOTALL).group(0)
-    speedup = re.search(r"\*\*(\d+\.\d\d)x\*\*", block).group(1)
-    edited = tmp_path / "README.md"
-    edited.write_text(text.replace(block, block.replace(f"**{speedup}x**", "**9.99x**", 1)))
-    result = subprocess.run([sys.executable, str(ROOT / "eval_scripts" / "readme_figures.py"), "--check",
-                             "--readme", str(edited)], capture_output=True, text=True)
-    assert result.returncode != 0 and "9.99x" in result.stderr
-    assert "9.99x" in edited.read_text()  # --check changes nothing
+def test_check_mode_fails_on_an_edited_figure_in_either_document(figures, tmp_path):
+    texts = figures.read_documents()
+    for doc, name in (("README.md", "bench-cpu"), ("docs/fast-probe-validation.md", "fastprobe-envsweep")):
+        block = re.search(rf"<!-- figures:{name} BEGIN.*?<!-- figures:{name} END -->", texts[doc], re.DOTALL).group(0)
+        figure = re.search(r"\d+\.\d+x", block).group(0)
+        edited = dict(texts, **{doc: texts[doc].replace(block, block.replace(figure, "9.99x", 1))})
+        for relative, text in edited.items():
+            (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / relative).write_text(text)
+        result = subprocess.run([sys.executable, str(ROOT / "eval_scripts" / "readme_figures.py"), "--check",
+                                 "--docs-root", str(tmp_path)], capture_output=True, text=True)
+        assert result.returncode != 0 and "9.99x" in result.stderr and doc in result.stderr
+        assert "9.99x" in (tmp_path / doc).read_text()  # --check changes nothing
 
 
 def test_a_changed_figure_file_changes_the_readme(figures, tmp_path):
@@ -55,28 +59,35 @@ def test_a_changed_figure_file_changes_the_readme(figures, tmp_path):
     data = json.loads(bench.read_text())
     data["fusion_cat.batch16x4s.speedup"] = 9.87
     bench.write_text(json.dumps(data))
-    text = README.read_text()
-    rendered = figures.render_readme(text, tmp_path)
-    assert rendered != text and "**9.87x**" in rendered
+    texts = figures.read_documents()
+    rendered = figures.render_documents(texts, tmp_path)
+    assert rendered["README.md"] != texts["README.md"] and "**9.87x**" in rendered["README.md"]
 
 
-def test_every_block_is_in_the_readme_once(figures):
-    text = README.read_text()
-    without = re.sub(r"<!-- figures:windowing BEGIN.*?<!-- figures:windowing END -->", "", text, flags=re.DOTALL)
+def test_every_block_is_in_one_document_once(figures):
+    texts = figures.read_documents()
+    without = re.sub(r"<!-- figures:windowing BEGIN.*?<!-- figures:windowing END -->", "", texts["README.md"],
+                     flags=re.DOTALL)
     with pytest.raises(figures.FiguresError, match="missing \\['windowing'\\]"):
-        figures.render_readme(without)
-    extra = text + "\n<!-- figures:nonsense BEGIN -->\n1.0x\n<!-- figures:nonsense END -->\n"
+        figures.render_documents(dict(texts, **{"README.md": without}))
+    extra = texts["README.md"] + "\n<!-- figures:nonsense BEGIN -->\n1.0x\n<!-- figures:nonsense END -->\n"
     with pytest.raises(figures.FiguresError, match="unknown \\['nonsense'\\]"):
-        figures.render_readme(extra)
+        figures.render_documents(dict(texts, **{"README.md": extra}))
+    block = re.search(r"^<!-- figures:demo-time BEGIN.*?^<!-- figures:demo-time END -->", texts["README.md"],
+                      re.DOTALL | re.MULTILINE).group(0)
+    doc = "docs/fast-probe-validation.md"
+    with pytest.raises(figures.FiguresError, match="repeated \\['demo-time'\\] \\(in"):
+        figures.render_documents(dict(texts, **{doc: texts[doc] + "\n" + block + "\n"}))
 
 
-def test_no_measured_figure_outside_the_generated_blocks():
+@pytest.mark.parametrize("document", ["README.md", "docs/fast-probe-validation.md"])
+def test_no_measured_figure_outside_the_generated_blocks(document):
     """Speed-ups, memory, FLOP/s, percentages and durations of runs live in generated blocks only."""
-    prose = outside_blocks(README.read_text())
+    prose = outside_blocks((ROOT / document).read_text())
     pattern = r"\b\d[\d,.]*\s?(?:x\b|MB|GB|GFLOP|TFLOP|%|min\b|minutes|hours?\b)"
     allowed = {"2 x", "4.x", "5.x"}  # "the 2 x 2 grid"; transformers 4.x / 5.x
     hits = [m.group(0) for m in re.finditer(pattern, prose) if m.group(0) not in allowed]
-    assert not hits, f"measured figures outside README figure blocks: {hits}"
+    assert not hits, f"measured figures outside {document}'s figure blocks: {hits}"
 
 
 def test_suite_sizes_file_matches_the_builder():
