@@ -53,6 +53,10 @@ def check_inputs(pairs: Sequence[Dict[str, Any]], here_files: Sequence[Dict[str,
     seeds = [f["seed"] for f in here_files]
     if len(set(seeds)) != len(seeds):
         raise RunsMismatch(f"the --here files repeat a seed ({seeds}): each must be another run")
+    overridden = [f["seed"] for f in here_files if f.get("param_grid")]
+    if overridden:
+        raise RunsMismatch(f"the --here runs of seed(s) {overridden} overrode heareval's grid (--param-grid): not "
+                           "heareval's probe as the committed runs ran it")
     grids = {tuple(f["grid"]) for f in here_files}
     if len(grids) > 1:
         raise RunsMismatch(f"the --here files ran heareval with different grids {sorted(grids)}")

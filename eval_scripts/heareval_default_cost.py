@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 #: HEAR 2021's probe: heareval's default grid, eight grid points.
 DEFAULT_GRID = ("default", 8)
@@ -62,15 +62,43 @@ def check_cells(wanted: Sequence[Tuple[str, ...]], pairs: Dict[Tuple[str, str], 
                  "hear-gura evaluate --probe fast")
 
 
+def override_param_grid(view: Path, param_grid: Mapping[str, Sequence[Any]]) -> None:
+    """Give heareval's probe ``param_grid`` (e.g. ``{"hidden_layers": [0]}``) through heareval's own per-task grid
+    override: ``evaluation_params.task_specific_param_grid`` of the view's ``task_metadata.json`` (a copy replaces
+    the link; the folder the view links to is untouched). heareval applies it over its named grid's entries."""
+    metadata_path = view / "task_metadata.json"
+    metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
+    params = dict(metadata.get("evaluation_params") or {})
+    params["task_specific_param_grid"] = {**(params.get("task_specific_param_grid") or {}),
+                                          **{key: list(values) for key, values in param_grid.items()}}
+    metadata["evaluation_params"] = params
+    metadata_path.unlink()
+    metadata_path.write_text(json.dumps(metadata, indent=1) + "\n", encoding="utf-8")
+
+
+def parse_param_grid(text: str) -> Dict[str, List[Any]]:
+    """``--param-grid`` JSON (``{}``: heareval's grid as named) as ``{entry: [values]}``; exits on a bad one."""
+    try:
+        grid = json.loads(text or "{}")
+    except json.JSONDecodeError as err:
+        sys.exit(f"--param-grid is not JSON ({err}); e.g. '{{\"hidden_layers\": [0]}}'")
+    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+        sys.exit(f"--param-grid must map heareval grid entries to non-empty lists, e.g. '{{\"hidden_layers\": [0]}}'; "
+                 f"got {text!r}")
+    return grid
+
+
 def run_heareval_probe(embedding_dir: Path, metrics: Sequence[str], grid: Sequence[Any] = DEFAULT_GRID,
-                       seed: int = 42) -> Dict[str, Any]:
+                       seed: int = 42, param_grid: Optional[Mapping[str, Sequence[Any]]] = None) -> Dict[str, Any]:
     """heareval's probe on one task folder, in a fresh subprocess as ``evaluate`` runs it
     (``hear_gura.harness.probe_run``), with ``grid`` = (grid name, grid points) and one seed, on an
     :func:`~hear_gura.harness.probe_run.input_view` of the folder: runs on one folder can go on at once.
+    ``param_grid`` overrides entries of heareval's grid (:func:`override_param_grid`).
 
     Returns ``{"seconds": its run's seconds (run.json: training and scoring), "wall_seconds": the subprocess's
     wall-clock seconds (its Python start and imports included: what ``evaluate`` records as a one-seed cell's
-    ``predict_seconds``), "score": the primary test score}``.
+    ``predict_seconds``), "score": the primary test score, "hparams": the grid point heareval chose (its
+    ``test.predicted-scores.json``'s, values as heareval writes them)}``.
     """
     from hear_gura.harness.probe_run import input_view, seed_folder_name
     from hear_gura.harness.scores import read_scores
@@ -79,6 +107,8 @@ def run_heareval_probe(embedding_dir: Path, metrics: Sequence[str], grid: Sequen
         # heareval writes its outputs into the folder it scores: a view of links to the embeddings keeps them
         # apart from any other run's on the same folder (and leaves the folder as it was)
         view, keep = input_view(Path(embedding_dir), Path(work) / "view"), str(Path(work) / "runs")
+        if param_grid:
+            override_param_grid(view, param_grid)
         command = [sys.executable, "-m", "hear_gura.harness.probe_run", "predictions", str(view),
                    "--seeds", str(seed), "--keep", keep, "--grid", str(grid[0]), "--grid-points", str(grid[1])]
         start = time.perf_counter()
@@ -88,8 +118,10 @@ def run_heareval_probe(embedding_dir: Path, metrics: Sequence[str], grid: Sequen
             raise SystemExit(f"{embedding_dir}: heareval's probe failed ({done.returncode}):\n{done.stderr[-3000:]}")
         run = Path(keep) / seed_folder_name("heareval", seed)
         seconds = json.loads((run / "run.json").read_text())["seconds"]
-        score = read_scores(run / "test.predicted-scores.json", metrics).score
-    return {"seconds": seconds, "wall_seconds": round(wall, 2), "score": score}
+        scores_file = run / "test.predicted-scores.json"
+        score = read_scores(scores_file, metrics).score
+        hparams = json.loads(scores_file.read_text()).get("hparams", {})
+    return {"seconds": seconds, "wall_seconds": round(wall, 2), "score": score, "hparams": hparams}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

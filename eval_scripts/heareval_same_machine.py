@@ -24,7 +24,9 @@ cells below the issue's target (10x) by both measures.
         --kinds-file eval_scripts/fastprobe-kinds-families-pitch-now.json \\
         --json eval_scripts/heareval-same-machine-pitch.json --note "one thread, beside ..."
 
-``--cells 'variant|task,...'`` measures some cells only; ``--merge`` adds earlier outputs' cells (a cell measured
+``--param-grid '{"hidden_layers": [0]}'`` overrides entries of heareval's grid through heareval's own per-task grid
+(``heareval_default_cost.override_param_grid``; recorded as ``param_grid``): heareval's probe with no hidden layer
+for ``heareval-linear-plan.md``. ``--cells 'variant|task,...'`` measures some cells only; ``--merge`` adds earlier outputs' cells (a cell measured
 now replaces its earlier entry): their heareval runs are kept, and where ``--kinds-file`` has the cell (the same
 embedding folder) its kinds' seconds are taken from it, so that a kinds file re-timed later needs no heareval run
 again. Every cell must have its embeddings here (checked before any probe runs); ``--cells ''`` only merges.
@@ -42,7 +44,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from heareval_default_cost import check_cells, parse_cells, run_heareval_probe  # noqa: E402  (this folder's scripts: one way to run heareval)
+from heareval_default_cost import check_cells, parse_cells, parse_param_grid, run_heareval_probe  # noqa: E402  (this folder's scripts: one way to run heareval)
 
 #: The issue's speed target per cell.
 SPEED_TARGET = 10.0
@@ -110,7 +112,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--json", type=Path, required=True, help="write the cells and the summary here")
     parser.add_argument("--note", default="", help="how the machine was loaded while this ran")
     parser.add_argument("--merge", type=Path, nargs="*", default=[], help="earlier outputs whose cells join these")
+    parser.add_argument("--param-grid", default="{}",
+                        help="entries of heareval's grid to override, through heareval's per-task grid "
+                             "(e.g. '{\"hidden_layers\": [0]}': its probe with no hidden layer); recorded in the output")
     args = parser.parse_args(argv)
+    param_grid = parse_param_grid(args.param_grid)
     try:
         pairs = {(p["variant"], p["task"]): p for p in json.loads(args.kinds_file.read_text())["pairs"]}
         earlier = [json.loads(path.read_text()) for path in args.merge]
@@ -130,14 +136,18 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                          f"{args.kinds_file} timed the kinds on {pair['embedding_dir']}: not the same embeddings")
             if pair is not None and run.get("seed", 42) != args.seed:
                 sys.exit(f"a --merge output ran heareval with seed {run.get('seed')}, this run with {args.seed}")
+            if (run.get("param_grid") or {}) != param_grid:
+                sys.exit(f"a --merge output ran heareval with --param-grid {run.get('param_grid') or {}}, this run "
+                         f"with {param_grid}: not the same probe")
             cells.append({**c, **against(pair, c["heareval_here"], args.seed)} if pair is not None else c)
     for number, (variant, task) in enumerate(wanted, 1):
         pair = pairs[(variant, task)]
         folder = Path(pair["embedding_dir"])
         spec = TaskSpec.load(folder)
-        print(f"[{number}/{len(wanted)}] {variant} x {task}: heareval's probe (grid {REDUCED_GRID[0]}, "
-              f"{REDUCED_GRID[1]} points, seed {args.seed}) ...", flush=True)
-        here = run_heareval_probe(folder, spec.metrics, REDUCED_GRID, args.seed)
+        print(f"[{number}/{len(wanted)}] {variant} x {task}: heareval's probe (grid {REDUCED_GRID[0]}"
+              f"{f' with {param_grid}' if param_grid else ''}, {REDUCED_GRID[1]} points, seed {args.seed}) ...",
+              flush=True)
+        here = run_heareval_probe(folder, spec.metrics, REDUCED_GRID, args.seed, param_grid)
         cell = {"variant": variant, "task": task, "family": pair["family"], "metric": spec.primary_metric,
                 "embedding_dir": str(folder), "heareval_here": here, **against(pair, here, args.seed)}
         committed, kinds = cell["heareval_committed"], cell["kinds"]
@@ -148,7 +158,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         cells = [c for c in cells if (c["variant"], c["task"]) != (variant, task)] + [cell]
     command = " ".join(["python", "eval_scripts/heareval_same_machine.py", *(argv if argv is not None else sys.argv[1:])])
     out = {"note": " | ".join(dict.fromkeys(n for n in [args.note] + [r.get("note", "") for r in earlier] if n)),
-           "grid": list(REDUCED_GRID), "seed": args.seed, "target": SPEED_TARGET,
+           "grid": list(REDUCED_GRID), "param_grid": param_grid, "seed": args.seed, "target": SPEED_TARGET,
            "machine": {"cpu_threads": int(os.environ.get("OMP_NUM_THREADS", "0") or 0),
                        "python": platform.python_version()},
            "commands": [c for r in earlier for c in r.get("commands", [])] + [command],

@@ -308,6 +308,8 @@ def test_fastprobe_reference_ranks_kinds_against_every_mean_of_runs_and_refuses_
         ref.compare(pairs, [files[0], here_file(42, here_scores[1])], ["logistic"])
     with pytest.raises(ref.RunsMismatch, match="lacks v7"):
         ref.compare(pairs, [here_file(42, here_scores[0], pairs[:7])], ["logistic"])
+    with pytest.raises(ref.RunsMismatch, match="overrode heareval's grid"):
+        ref.compare(pairs, [files[0], {**files[1], "param_grid": {"hidden_layers": [0]}}], ["logistic"])
     moved = here_file(42, here_scores[0])
     moved["cells"][0]["embedding_dir"] = str(tmp_path / "other")
     kinds, here, out = tmp_path / "kinds.json", tmp_path / "here.json", tmp_path / "out.json"
