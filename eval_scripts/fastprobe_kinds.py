@@ -236,6 +236,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         if missing and not args.partial_merge:
             sys.exit(f"{path} did not score kind(s) {', '.join(missing)}; merge runs made with the same --kinds "
                      "(or say --partial-merge)")
+    from hear_gura.analysis.fast_probe import preload
+
+    # the process's one-time imports before any cell is timed (kinds files without startup_seconds charged them to
+    # the first cell they scored)
+    startup_seconds = round(preload(), 2)
     pairs: List[Dict[str, Any]] = []
     skipped: List[str] = []
     for p in agreement["pairs"]:
@@ -305,7 +310,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             "note": " | ".join(n for n in notes if n), "kinds": {k: {"probe": KINDS[k][0], "overrides": KINDS[k][1]} for k in kinds},
             "machine": {"cpu_threads": torch.get_num_threads(), "python": platform.python_version(),
                         "torch": torch.__version__},
-            "commands": commands, "skipped": skipped, "not_scored": not_scored, "pairs": pairs,
+            "commands": commands, "startup_seconds": startup_seconds, "skipped": skipped, "not_scored": not_scored, "pairs": pairs,
             "summary": summary}, indent=2) + "\n")
         print(f"wrote {args.json}")
 

@@ -1756,6 +1756,20 @@ def heareval_linear(root: Path, name: str = "heareval-linear-env.json") -> str:
     return "\n".join(out) + "\n"
 
 
+def fastprobe_startup(root: Path, name: str = "fastprobe-startup.json") -> str:
+    """The first cell's seconds with the fast probe's one-time imports inside its step and after
+    ``fast_probe.preload`` (eval_scripts/fastprobe_startup.py)."""
+    data = load_json(root, f"{EVAL}/{name}")
+    first, later = data["first_cell"], data["later_cells_max"]
+    return (f"Scored in order in two fresh processes as `evaluate --probe fast` scores cells ({len(data['cells'])} "
+            f"folders, the first `{Path(data['cells'][0]['folder']).parent.name}` on "
+            f"`{Path(data['cells'][0]['folder']).name}`): the first cell took {first['charged']:.2f} s with the "
+            f"one-time imports inside its step (the runner before `preload`) and {first['preloaded']:.2f} s after "
+            f"`preload` ({data['preload_seconds']:.2f} s, said once and in no cell's seconds); the later cells at most "
+            f"{later['charged']:.2f} s and {later['preloaded']:.2f} s. Scores the same in both: "
+            f"{'yes' if data['same_scores'] else 'NO'}. Measured: {data['note']}; `{name}` (its command inside).\n")
+
+
 #: The intervals table's kind columns: the scene default first, then the defaults before it, then the others.
 INTERVAL_KIND_ORDER = ("logistic", "linear_raw", "linear", "knn", "knn_raw", "ridge", "mlp")
 
@@ -2197,6 +2211,7 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "fastprobe-reference-env": fastprobe_reference,
     "issue-targets": issue_targets,
     "heareval-linear": heareval_linear,
+    "fastprobe-startup": fastprobe_startup,
 }
 """Block name -> renderer (the files each reads are named in it)."""
 

@@ -360,3 +360,41 @@ def test_a_param_grid_reaches_heareval_through_its_per_task_grid_and_leaves_the_
         with pytest.raises(SystemExit, match="--param-grid"):
             cost.parse_param_grid(bad)
 
+
+
+def test_the_fast_probes_one_time_imports_are_paid_before_any_run_is_timed(walk, tmp_path):
+    """fast_probe.preload() imports what a process's first fit and score would import on first use (heareval's
+    metric module, torch's optimiser machinery), once; probe_run's fast runs call it before timing any run and say
+    what it took. In fresh processes: the modules are absent before, present after, a second call costs nothing."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from hear_gura.analysis.fast_probe import preload\n"
+            "lazy = ('heareval.score', 'torch._dynamo')\n"
+            "assert not any(m in sys.modules for m in lazy), [m for m in lazy if m in sys.modules]\n"
+            "first = preload(); assert first > 0 and all(m in sys.modules for m in lazy)\n"
+            "assert preload() == 0.0\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    [folder] = (walk["out"] / "embeddings" / "fbank").glob(f"*/{SCENE}")
+    done = subprocess.run([sys.executable, "-m", "hear_gura.harness.probe_run", "fastprobe", str(folder),
+                           "--seeds", "42", "--keep", str(tmp_path / "runs")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.index("one-time imports") < done.stdout.index("fast probe run: seed 42")
+    assert (tmp_path / "runs" / "fastprobe-seed-42" / "fastprobe.json").is_file()
+
+
+def test_fastprobe_startup_times_the_first_cell_with_and_without_the_preload(walk, tmp_path):
+    """eval_scripts/fastprobe_startup.py scores the same folder in two fresh processes, the runner's step timed with
+    the one-time imports inside it and after fast_probe.preload(): the scores are the same; a folder that is not an
+    embedding folder is refused before any process starts."""
+    startup = load_script("fastprobe_startup")
+    [folder] = (walk["out"] / "embeddings" / "fbank").glob(f"*/{SCENE}")
+    out = tmp_path / "startup.json"
+    startup.main([str(folder), "--json", str(out)])
+    data = json.loads(out.read_text())
+    assert data["same_scores"] and data["preload_seconds"] > 0
+    assert set(data["first_cell"]) == {"charged", "preloaded"} and data["later_cells_max"]["charged"] is None
+    with pytest.raises(SystemExit, match="not embedding folders"):
+        startup.main([str(tmp_path), "--json", str(tmp_path / "no.json")])
+    assert not (tmp_path / "no.json").exists()

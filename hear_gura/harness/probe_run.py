@@ -172,8 +172,11 @@ def run_heareval(embedding_dir: Path, seeds: Sequence[int], keep: Path, grid_poi
 
 def run_fast(embedding_dir: Path, seeds: Sequence[int], keep: Path, device: str) -> int:
     """The fast probe once per seed; each run kept in ``keep/fastprobe-seed-<seed>``. Returns an exit status."""
-    from hear_gura.analysis.fast_probe import score_embedding_folder
+    from hear_gura.analysis.fast_probe import preload, score_embedding_folder
 
+    startup = preload()  # the one-time imports, before any run is timed
+    if startup:
+        print(f"hear_gura fast probe: one-time imports {startup:.1f} s (in no run's seconds)", flush=True)
     if device == "auto":
         import torch
 

@@ -618,6 +618,7 @@ class CellRunner:
                 status, wall = run_tool(args, log, cwd=cell.out.resolve(), echo=self.echo,
                                         module="hear_gura.harness.probe_run", progress=ProbeProgress())
             else:
+                self._preload_fast_probe()
                 status, wall = run_fast_in_process(embedding_dir.resolve(), seeds, cell.runs_dir.resolve(),
                                                    self.settings.device, log, self.echo)
         finally:  # also on Ctrl-C: keep every run that finished
@@ -648,6 +649,15 @@ class CellRunner:
                        + (f" after the run(s) of seed(s) {', '.join(map(str, done))}" if done else ""), log)
             return False
         return True
+
+    def _preload_fast_probe(self) -> None:
+        """The fast probe's one-time imports, before the first fast cell is timed, said once (in no cell's seconds)."""
+        from hear_gura.analysis.fast_probe import preload
+
+        seconds = preload()
+        if seconds:
+            self.say(f"      fast probe: one-time imports {seconds:.1f} s (heareval's metrics, torch's optimisers), "
+                     "paid once per process and in no cell's seconds")
 
     def _say_run(self, cell: Cell, run: Mapping[str, Any], several: bool) -> None:
         spread = f" +- {run['score_std']:.4f} over {run['folds']} folds" if run.get("score_std") is not None else ""
