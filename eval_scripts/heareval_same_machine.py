@@ -4,7 +4,8 @@ The fast-probe tests divide heareval's seconds from the committed cells (most
 of them made on another 2-core machine, AVX-512) by the fast kinds' seconds
 measured here (2-core AVX2): two machines. This
 script runs heareval's probe again here on the same embedding folders, with
-the settings of the comparisons (``--grid fast --grid-points 2``, seed 42), one
+the settings of the comparisons (``--grid fast --grid-points 2``, seed 42; ``--grid`` / ``--grid-points`` /
+``--seed`` choose others, recorded in the output), one
 fresh subprocess per cell as ``hear-gura evaluate`` runs it
 (:func:`heareval_default_cost.run_heareval_probe`), and records per cell:
 
@@ -112,11 +113,16 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--json", type=Path, required=True, help="write the cells and the summary here")
     parser.add_argument("--note", default="", help="how the machine was loaded while this ran")
     parser.add_argument("--merge", type=Path, nargs="*", default=[], help="earlier outputs whose cells join these")
+    parser.add_argument("--grid", default=REDUCED_GRID[0], help="heareval's named grid (default: the comparisons' "
+                        f"{REDUCED_GRID[0]!r}; HEAR 2021 ran 'default')")
+    parser.add_argument("--grid-points", type=int, default=REDUCED_GRID[1],
+                        help=f"grid points heareval tries (default: the comparisons' {REDUCED_GRID[1]}; HEAR 2021 ran 8)")
     parser.add_argument("--param-grid", default="{}",
                         help="entries of heareval's grid to override, through heareval's per-task grid "
                              "(e.g. '{\"hidden_layers\": [0]}': its probe with no hidden layer); recorded in the output")
     args = parser.parse_args(argv)
     param_grid = parse_param_grid(args.param_grid)
+    grid = (args.grid, args.grid_points)
     try:
         pairs = {(p["variant"], p["task"]): p for p in json.loads(args.kinds_file.read_text())["pairs"]}
         earlier = [json.loads(path.read_text()) for path in args.merge]
@@ -136,6 +142,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                          f"{args.kinds_file} timed the kinds on {pair['embedding_dir']}: not the same embeddings")
             if pair is not None and run.get("seed", 42) != args.seed:
                 sys.exit(f"a --merge output ran heareval with seed {run.get('seed')}, this run with {args.seed}")
+            if tuple(run.get("grid", REDUCED_GRID)) != grid:
+                sys.exit(f"a --merge output ran heareval with grid {run.get('grid')}, this run with {list(grid)}")
             if (run.get("param_grid") or {}) != param_grid:
                 sys.exit(f"a --merge output ran heareval with --param-grid {run.get('param_grid') or {}}, this run "
                          f"with {param_grid}: not the same probe")
@@ -144,10 +152,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         pair = pairs[(variant, task)]
         folder = Path(pair["embedding_dir"])
         spec = TaskSpec.load(folder)
-        print(f"[{number}/{len(wanted)}] {variant} x {task}: heareval's probe (grid {REDUCED_GRID[0]}"
-              f"{f' with {param_grid}' if param_grid else ''}, {REDUCED_GRID[1]} points, seed {args.seed}) ...",
+        print(f"[{number}/{len(wanted)}] {variant} x {task}: heareval's probe (grid {grid[0]}"
+              f"{f' with {param_grid}' if param_grid else ''}, {grid[1]} points, seed {args.seed}) ...",
               flush=True)
-        here = run_heareval_probe(folder, spec.metrics, REDUCED_GRID, args.seed, param_grid)
+        here = run_heareval_probe(folder, spec.metrics, grid, args.seed, param_grid)
         cell = {"variant": variant, "task": task, "family": pair["family"], "metric": spec.primary_metric,
                 "embedding_dir": str(folder), "heareval_here": here, **against(pair, here, args.seed)}
         committed, kinds = cell["heareval_committed"], cell["kinds"]
@@ -158,7 +166,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         cells = [c for c in cells if (c["variant"], c["task"]) != (variant, task)] + [cell]
     command = " ".join(["python", "eval_scripts/heareval_same_machine.py", *(argv if argv is not None else sys.argv[1:])])
     out = {"note": " | ".join(dict.fromkeys(n for n in [args.note] + [r.get("note", "") for r in earlier] if n)),
-           "grid": list(REDUCED_GRID), "param_grid": param_grid, "seed": args.seed, "target": SPEED_TARGET,
+           "grid": list(grid), "param_grid": param_grid, "seed": args.seed, "target": SPEED_TARGET,
            "machine": {"cpu_threads": int(os.environ.get("OMP_NUM_THREADS", "0") or 0),
                        "python": platform.python_version()},
            "commands": [c for r in earlier for c in r.get("commands", [])] + [command],
