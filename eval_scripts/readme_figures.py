@@ -1699,27 +1699,50 @@ def fastprobe_reference(root: Path, name: str = "fastprobe-reference-env.json") 
     return "\n".join(out) + "\n"
 
 
-def heareval_linear(root: Path, name: str = "heareval-linear-env.json") -> str:
-    """heareval's probe with no hidden layer against its MLP and against the fast kinds
-    (eval_scripts/heareval_linear.py, its plan heareval-linear-plan.md), with the plan's reading."""
-    data = load_json(root, f"{EVAL}/{name}")
-    tasks = list(data["linear_vs_mlp"]["per_task"])
+def other_probe_table(data: dict, label: str) -> list[str]:
+    """The table and the runs' line of an eval_scripts/heareval_other_probe.py file: the other probe (``label``)
+    and each kind against the reduced reference and against the other probe, pooled and within its tasks."""
+    tasks = data["tasks"]
 
     def with_tasks(entry: dict) -> str:
         return f"{rho_text(entry['pooled'])} (" + " / ".join(rho_text(entry["per_task"][t]) for t in tasks) + ")"
 
+    runs = len(data["seeds"])
     out = [f"| {data['cells']} cells, Spearman pooled (" + " / ".join(t.split("-v1")[0] for t in tasks)
-           + f") | against heareval's MLP probe (mean of {data['mlp_runs']} runs) | against heareval's probe with no "
-           f"hidden layer (mean of {len(data['linear_seeds'])} runs) |", "|---|---|---|",
-           f"| heareval, no hidden layer | **{with_tasks(data['linear_vs_mlp'])}** | n/a |"]
-    for kind in data["kind_vs_mlp"]:
-        out.append(f"| fast `{kind}` | {with_tasks(data['kind_vs_mlp'][kind])} | "
-                   + (f"**{with_tasks(data['kind_vs_linear'][kind])}**" if kind == "logistic"
-                      else with_tasks(data["kind_vs_linear"][kind])) + " |")
-    linear_self = [p["spearman_pooled"] for p in data["linear_self"]]
-    mlp_self = [p["spearman_pooled"] for p in data["mlp_self"]]
-    g_l = data["kind_vs_linear"]["logistic"]["pooled"]
-    l_d = data["linear_vs_mlp"]["pooled"]
+           + f") | against heareval's reduced probe, an MLP (mean of {data['reference_runs']} runs) | against {label} ("
+           + (f"mean of {runs} runs" if runs > 1 else f"seed {data['seeds'][0]}") + ") |", "|---|---|---|",
+           f"| {label} | **{with_tasks(data['other_vs_reference'])}** | n/a |"]
+    for kind in data["kind_vs_reference"]:
+        other = with_tasks(data["kind_vs_other"][kind])
+        out.append(f"| fast `{kind}` | {with_tasks(data['kind_vs_reference'][kind])} | "
+                   + (f"**{other}**" if kind == "logistic" else other) + " |")
+    reference_self = [p["spearman_pooled"] for p in data["reference_self"]]
+    other_self = [p["spearman_pooled"] for p in data["other_self"]]
+    grid, override = data["probe"]["grid"], data["probe"]["param_grid"]
+    seconds, reduced = data["other_seconds_median"], data["reduced_process_seconds_median"]
+    out += ["", f"heareval's probe with grid {grid[0]}, {grid[1]} points"
+            + (f", {', '.join(f'`{k}: {v}`' for k, v in override.items())} given through heareval's own per-task "
+               "grid" if override else "")
+            + f", seed{'s' if runs > 1 else ''} {', '.join(map(str, data['seeds']))}, one fresh process per cell, on "
+            "the embedding folders the kinds were scored on (`heareval_same_machine.py`); the reduced probe's runs and "
+            f"the kinds' scores are `{Path(data['reference_file']).name}`'s. Run against run, pooled: "
+            + (f"the other probe {min(other_self):.2f} to {max(other_self):.2f} ({len(other_self)} pairs), " if other_self
+               else "")
+            + f"the reduced probe {min(reference_self):.2f} to {max(reference_self):.2f} ({len(reference_self)} pairs, "
+            f"same seed on two machines included). Median seconds per cell: {seconds['run']:.1f} s of training and "
+            f"scoring, {seconds['process']:.1f} s with its process"
+            + (f" (the reduced probe's process here: {reduced:.1f} s)" if reduced is not None else "")
+            + ". Measured: " + " | ".join(dict.fromkeys(n for n in data["run_notes"] if n)) + "."]
+    return out
+
+
+def heareval_linear(root: Path, name: str = "heareval-linear-env.json") -> str:
+    """heareval's probe with no hidden layer against the reduced probe and against the fast kinds
+    (eval_scripts/heareval_other_probe.py, its plan heareval-linear-plan.md), with the plan's reading."""
+    data = load_json(root, f"{EVAL}/{name}")
+    out = other_probe_table(data, "heareval's probe with no hidden layer")
+    g_l = data["kind_vs_other"]["logistic"]["pooled"]
+    l_d = data["other_vs_reference"]["pooled"]
     if g_l is not None and g_l >= SCENE_TARGET and l_d is not None and l_d < SCENE_TARGET:
         reading = ("rho(`logistic`, no hidden layer) at least 0.9 and rho(no hidden layer, MLP) below it: the branch "
                    "'the miss is the probe class'")
@@ -1730,28 +1753,17 @@ def heareval_linear(root: Path, name: str = "heareval-linear-env.json") -> str:
     else:
         reading = f"rho(no hidden layer, MLP) {rho_text(l_d)}, at least 0.9: the branch 'the miss is `logistic`'s'"
     level = data["levels"]["logistic"]
-    underfit = level["linear_below"] == data["cells"] and level["mean_linear_minus_kind"] < 0
-    levels = (f"heareval's no-hidden-layer scores lie below `logistic`'s on {level['linear_below']} of "
-              f"{data['cells']} cells (mean difference {level['mean_linear_minus_kind']:+.3f}), while heareval's MLP "
-              f"lies {level['mean_mlp_minus_kind']:+.3f} from `logistic`'s on average")
+    underfit = level["other_below"] == data["cells"] and level["mean_other_minus_kind"] < 0
+    levels = (f"heareval's no-hidden-layer scores lie below `logistic`'s on {level['other_below']} of "
+              f"{data['cells']} cells (mean difference {level['mean_other_minus_kind']:+.3f}), while heareval's MLP "
+              f"lies {level['mean_reference_minus_kind']:+.3f} from `logistic`'s on average")
     if underfit:
         levels += (": heareval's recipe (Adam at its grid's learning rates, at most 50 epochs, raw inputs) leaves a "
                    "linear layer short of what a linear read-out of these embeddings reaches, and one cell's score "
-                   f"moves by up to {data['linear_max_seed_range']:.3f} with the grid points its seed draws. These "
-                   "runs therefore cannot tell the probe class from the "
-                   "fit, and the branch's inference that part of the miss is `logistic`'s fit is not supported by "
-                   "them: the question stays open")
-    seconds = data["linear_seconds_median"]
-    out += ["", f"heareval's probe as every comparison ran it (grid {data['grid'][0]}, {data['grid'][1]} points) with "
-            "one grid entry overridden through heareval's own per-task grid, `hidden_layers: [0]` (a linear layer from "
-            f"the embedding to the labels), seeds {', '.join(map(str, data['linear_seeds']))}, on the embedding "
-            "folders the kinds were scored on (`heareval_same_machine.py --param-grid`); the MLP's runs and the "
-            f"kinds' scores are `{Path(data['reference_file']).name}`'s. Run against run, pooled: no hidden layer "
-            f"{min(linear_self):.2f} to {max(linear_self):.2f} ({len(linear_self)} pairs), the MLP {min(mlp_self):.2f} "
-            f"to {max(mlp_self):.2f} ({len(mlp_self)} pairs, same seed on two machines included). Its median "
-            f"seconds per cell: {seconds['run']:.1f} s of training and scoring, {seconds['process']:.1f} s with its "
-            "process. Measured: " + " | ".join(dict.fromkeys(n for n in data["linear_notes"] if n)) + ".",
-            "", f"By the plan's reading (fixed before the runs): {reading}. The levels: {levels}. A diagnostic: the "
+                   f"moves by up to {data['other_max_seed_range']:.3f} with the grid points its seed draws. These "
+                   "runs therefore cannot tell the probe class from the fit, and the branch's inference that part of "
+                   "the miss is `logistic`'s fit is not supported by them: the question stays open")
+    out += ["", f"By the plan's reading (fixed before the runs): {reading}. The levels: {levels}. A diagnostic: the "
             "issue's rule and the fast probe's default do not change on it."]
     return "\n".join(out) + "\n"
 

@@ -360,63 +360,75 @@ def test_fastprobe_intervals_bootstrap_agrees_with_a_plain_resampling_and_the_sw
     assert intervals.scene_rows(kinds_file, reference_file)[0]["reference"] == 0.45
 
 
-def test_heareval_linear_ranks_the_no_hidden_layer_probe_against_the_mlp_and_the_kinds_and_refuses_other_runs(tmp_path):
-    """eval_scripts/heareval_linear.py: L (the mean of the no-hidden-layer runs) against D (the reference's mean of
-    all its runs) and each kind against both, pooled and within tasks, equal scipy's Spearman on the same numbers;
-    runs of another probe, a repeated seed, a missing cell or another embedding folder are refused before anything
-    is written."""
+def test_heareval_other_probe_ranks_another_heareval_probe_against_the_reference_and_the_kinds(tmp_path):
+    """eval_scripts/heareval_other_probe.py: O (the mean of the other probe's runs) against R (the reference's mean
+    of all its runs) and each kind against both, pooled and within tasks, equal scipy's Spearman on the same numbers,
+    over the cells the runs have; runs of the reference's own probe, of two probes, a repeated seed, a grid point
+    not showing the override, a cell not in the reference or on another embedding folder are refused before
+    anything is written."""
     import numpy as np
     import pytest
     from scipy.stats import spearmanr
 
-    lin = load_script("heareval_linear")
+    other = load_script("heareval_other_probe")
     rng = np.random.default_rng(1)
     tasks = ["t1-v1-full"] * 4 + ["t2-v1-full"] * 4
-    mlp, linear, logistic = rng.random((6, 8)), rng.random((3, 8)), rng.random(8)
+    mlp, runs, logistic = rng.random((6, 8)), rng.random((3, 8)), rng.random(8)
     reference = {"runs": [{"source": "committed", "seed": s} for s in (42, 43, 44)]
                  + [{"source": "here", "seed": s} for s in (42, 43, 44)],
                  "pairs": [{"variant": f"v{i}", "task": t, "embedding_dir": str(tmp_path / f"e{i}"),
                             "heareval_committed": mlp[:3, i].tolist(), "heareval_here": mlp[3:, i].tolist(),
                             "heareval_mean_all": float(mlp[:, i].mean()), "kinds": {"logistic": float(logistic[i])}}
                            for i, t in enumerate(tasks)]}
+    linear = {"hidden_layers": [0]}
 
-    def linear_file(seed, scores, hidden=0, param_grid=lin.NO_HIDDEN_LAYER):
-        return {"seed": seed, "grid": ["fast", 2], "param_grid": param_grid, "cells": [
+    def run_file(seed, scores, hidden=0, param_grid=linear, grid=("fast", 2), cells=8):
+        return {"seed": seed, "grid": list(grid), "param_grid": param_grid, "cells": [
             {"variant": p["variant"], "task": p["task"], "embedding_dir": p["embedding_dir"],
              "heareval_here": {"score": float(s), "seconds": 3.0, "wall_seconds": 9.0,
                                "hparams": {"hidden_layers": hidden}}}
-            for p, s in zip(reference["pairs"], scores)]}
+            for p, s in list(zip(reference["pairs"], scores))[:cells]]}
 
-    files = [linear_file(42 + i, linear[i]) for i in range(3)]
-    result = lin.compare(reference, files)
-    L, D = linear.mean(0), mlp.mean(0)
-    assert result["linear_vs_mlp"]["pooled"] == pytest.approx(spearmanr(D, L)[0])
-    assert result["linear_vs_mlp"]["per_task"]["t2-v1-full"] == pytest.approx(spearmanr(D[4:], L[4:])[0])
-    assert result["kind_vs_linear"]["logistic"]["pooled"] == pytest.approx(spearmanr(L, logistic)[0])
-    assert result["kind_vs_mlp"]["logistic"]["per_task"]["t1-v1-full"] == pytest.approx(
-        spearmanr(D[:4], logistic[:4])[0])
-    assert [p["seeds"] for p in result["linear_self"]] == [[42, 43], [42, 44], [43, 44]]
-    assert result["linear_self"][2]["spearman_pooled"] == pytest.approx(spearmanr(linear[1], linear[2])[0])
-    assert len(result["mlp_self"]) == 15 and result["linear_seconds_median"] == {"run": 3.0, "process": 9.0}
-    assert result["levels"]["logistic"]["linear_below"] == int((L < logistic).sum())
-    assert result["linear_max_seed_range"] == pytest.approx((linear.max(0) - linear.min(0)).max())
-    assert result["levels"]["logistic"]["mean_mlp_minus_kind"] == pytest.approx((D - logistic).mean())
+    files = [run_file(42 + i, runs[i]) for i in range(3)]
+    result = other.compare(reference, files, tmp_path)
+    O, R = runs.mean(0), mlp.mean(0)
+    assert result["other_vs_reference"]["pooled"] == pytest.approx(spearmanr(R, O)[0])
+    assert result["other_vs_reference"]["per_task"]["t2-v1-full"] == pytest.approx(spearmanr(R[4:], O[4:])[0])
+    assert result["kind_vs_other"]["logistic"]["pooled"] == pytest.approx(spearmanr(O, logistic)[0])
+    assert result["kind_vs_reference"]["logistic"]["per_task"]["t1-v1-full"] == pytest.approx(
+        spearmanr(R[:4], logistic[:4])[0])
+    assert [p["seeds"] for p in result["other_self"]] == [[42, 43], [42, 44], [43, 44]]
+    assert result["other_self"][2]["spearman_pooled"] == pytest.approx(spearmanr(runs[1], runs[2])[0])
+    assert len(result["reference_self"]) == 15 and result["other_seconds_median"] == {"run": 3.0, "process": 9.0}
+    assert result["reduced_process_seconds_median"] is None  # the reference names no run made here
+    assert result["levels"]["logistic"]["other_below"] == int((O < logistic).sum())
+    assert result["levels"]["logistic"]["mean_reference_minus_kind"] == pytest.approx((R - logistic).mean())
+    assert result["other_max_seed_range"] == pytest.approx((runs.max(0) - runs.min(0)).max())
+    # HEAR 2021's grid on the first task's cells only, one seed: the measures over those cells
+    default = other.compare(reference, [run_file(42, runs[0], param_grid={}, grid=("default", 8), cells=4)], tmp_path)
+    assert default["cells"] == 4 and default["tasks"] == ["t1-v1-full"] and default["other_max_seed_range"] is None
+    assert default["other_vs_reference"]["pooled"] == pytest.approx(spearmanr(R[:4], runs[0][:4])[0])
+    assert default["other_self"] == []
 
-    with pytest.raises(lin.LinearRunsMismatch, match="repeat a seed"):
-        lin.compare(reference, [files[0], linear_file(42, linear[1])])
-    with pytest.raises(lin.LinearRunsMismatch, match="--param-grid"):
-        lin.compare(reference, [linear_file(42, linear[0], param_grid={})])
-    with pytest.raises(lin.LinearRunsMismatch, match="no hidden layer"):
-        lin.compare(reference, [linear_file(42, linear[0], hidden=1)])
-    short = linear_file(42, linear[0])
-    short["cells"] = short["cells"][:7]
-    with pytest.raises(lin.LinearRunsMismatch, match="lacks v7"):
-        lin.compare(reference, [short])
-    moved = linear_file(42, linear[0])
+    with pytest.raises(other.OtherRunsMismatch, match="repeat a seed"):
+        other.compare(reference, [files[0], run_file(42, runs[1])], tmp_path)
+    with pytest.raises(other.OtherRunsMismatch, match="reference's own probe"):
+        other.compare(reference, [run_file(42, runs[0], param_grid={})], tmp_path)
+    with pytest.raises(other.OtherRunsMismatch, match="different probes"):
+        other.compare(reference, [files[0], run_file(43, runs[1], param_grid={}, grid=("default", 8))], tmp_path)
+    with pytest.raises(other.OtherRunsMismatch, match="hidden_layers = 1"):
+        other.compare(reference, [run_file(42, runs[0], hidden=1)], tmp_path)
+    with pytest.raises(other.OtherRunsMismatch, match="different cells"):
+        other.compare(reference, [files[0], run_file(43, runs[1], cells=7)], tmp_path)
+    stray = run_file(42, runs[0])
+    stray["cells"][0]["variant"] = "w"
+    with pytest.raises(other.OtherRunsMismatch, match="not a cell of the reference"):
+        other.compare(reference, [stray], tmp_path)
+    moved = run_file(42, runs[0])
     moved["cells"][0]["embedding_dir"] = str(tmp_path / "other")
     ref_path, moved_path, out = tmp_path / "ref.json", tmp_path / "moved.json", tmp_path / "out.json"
     ref_path.write_text(json.dumps(reference))
     moved_path.write_text(json.dumps(moved))
     with pytest.raises(SystemExit, match="the reference"):
-        lin.main(["--reference", str(ref_path), "--linear", str(moved_path), "--json", str(out)])
+        other.main(["--reference", str(ref_path), "--runs", str(moved_path), "--plan", "p.md", "--json", str(out)])
     assert not out.exists()
