@@ -61,6 +61,10 @@ def check_runs(pairs: Sequence[Dict[str, Any]], run_files: Sequence[Dict[str, An
     override; return the reference pairs the runs have, in the reference's order."""
     if not run_files:
         raise OtherRunsMismatch("no --runs files")
+    unfinished = [f.get("seed") for f in run_files if f.get("complete") is False]
+    if unfinished:
+        raise OtherRunsMismatch(f"the --runs file(s) of seed(s) {unfinished} stopped before their last cell: finish "
+                                "them (heareval_same_machine.py --merge FILE --cells the rest)")
     seeds = [f.get("seed") for f in run_files]
     if len(set(seeds)) != len(seeds):
         raise OtherRunsMismatch(f"the --runs files repeat a seed ({seeds}): each must be another run")

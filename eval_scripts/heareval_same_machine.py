@@ -31,6 +31,8 @@ for ``heareval-linear-plan.md``. ``--cells 'variant|task,...'`` measures some ce
 now replaces its earlier entry): their heareval runs are kept, and where ``--kinds-file`` has the cell (the same
 embedding folder) its kinds' seconds are taken from it, so that a kinds file re-timed later needs no heareval run
 again. Every cell must have its embeddings here (checked before any probe runs); ``--cells ''`` only merges.
+The output is written after every cell (``"complete": false`` until the last), so a run that stops keeps its
+finished cells and ``--merge`` of its file with ``--cells`` the rest resumes it.
 """
 
 from __future__ import annotations
@@ -148,6 +150,22 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 sys.exit(f"a --merge output ran heareval with --param-grid {run.get('param_grid') or {}}, this run "
                          f"with {param_grid}: not the same probe")
             cells.append({**c, **against(pair, c["heareval_here"], args.seed)} if pair is not None else c)
+    command = " ".join(["python", "eval_scripts/heareval_same_machine.py", *(argv if argv is not None else sys.argv[1:])])
+
+    def save(complete: bool) -> None:
+        """The output as it stands (after each cell, ``"complete": false`` until the last): a stopped run keeps
+        its finished cells, and ``--merge`` of the file with ``--cells`` the rest resumes it."""
+        out = {"note": " | ".join(dict.fromkeys(n for n in [args.note] + [r.get("note", "") for r in earlier] if n)),
+               "grid": list(grid), "param_grid": param_grid, "seed": args.seed, "target": SPEED_TARGET,
+               "complete": complete,
+               "machine": {"cpu_threads": int(os.environ.get("OMP_NUM_THREADS", "0") or 0),
+                           "python": platform.python_version()},
+               "commands": [c for r in earlier for c in r.get("commands", [])] + [command],
+               "cells": cells, "summary": speed_summary(cells) if cells else {}}
+        staging = args.json.with_name(args.json.name + ".partial")
+        staging.write_text(json.dumps(out, indent=1) + "\n")
+        staging.replace(args.json)
+
     for number, (variant, task) in enumerate(wanted, 1):
         pair = pairs[(variant, task)]
         folder = Path(pair["embedding_dir"])
@@ -164,14 +182,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
               f"{'n/a' if committed['seed_score'] is None else format(committed['seed_score'], '.4f')}; "
               + ", ".join(f"{k} {v['speedup_here']:.1f}x" for k, v in kinds.items()), flush=True)
         cells = [c for c in cells if (c["variant"], c["task"]) != (variant, task)] + [cell]
-    command = " ".join(["python", "eval_scripts/heareval_same_machine.py", *(argv if argv is not None else sys.argv[1:])])
-    out = {"note": " | ".join(dict.fromkeys(n for n in [args.note] + [r.get("note", "") for r in earlier] if n)),
-           "grid": list(grid), "param_grid": param_grid, "seed": args.seed, "target": SPEED_TARGET,
-           "machine": {"cpu_threads": int(os.environ.get("OMP_NUM_THREADS", "0") or 0),
-                       "python": platform.python_version()},
-           "commands": [c for r in earlier for c in r.get("commands", [])] + [command],
-           "cells": cells, "summary": speed_summary(cells)}
-    args.json.write_text(json.dumps(out, indent=1) + "\n")
+        if number < len(wanted):
+            save(complete=False)
+    save(complete=True)
     print(f"wrote {args.json}")
 
 

@@ -1768,6 +1768,31 @@ def heareval_linear(root: Path, name: str = "heareval-linear-env.json") -> str:
     return "\n".join(out) + "\n"
 
 
+def heareval_default_env(root: Path, name: str = "heareval-default-env.json") -> str:
+    """heareval's probe as HEAR 2021 ran it (grid default, 8 points) against the reduced probe and against the fast
+    kinds (eval_scripts/heareval_other_probe.py, its plan heareval-default-env-plan.md), with the plan's reading."""
+    data = load_json(root, f"{EVAL}/{name}")
+    out = other_probe_table(data, "heareval's probe as HEAR 2021 ran it")
+    g_v, g_h = data["kind_vs_other"]["logistic"], data["kind_vs_reference"]["logistic"]
+
+    def at_least(entry: dict) -> bool:
+        values = [entry["pooled"], *entry["per_task"].values()]
+        return all(v is not None and v >= SCENE_TARGET for v in values)
+
+    if at_least(g_v) and not at_least(g_h):
+        reading = ("`logistic` ranks these cells as HEAR 2021's probe does at 0.9 or more, pooled and within each "
+                   "task, and as the reduced probe's six-run mean does not: the ensembles' miss depends on the "
+                   "reduced reference")
+    elif g_v["pooled"] is not None and g_v["pooled"] < SCENE_TARGET:
+        reading = (f"`logistic` against HEAR 2021's probe {rho_text(g_v['pooled'])} pooled, below 0.9: the "
+                   "ensembles' miss does not go away against it")
+    else:
+        reading = "neither branch: reported as measured, no reading"
+    out += ["", f"By the plan's reading (fixed before the runs): {reading}. A diagnostic: the issue's rule and the "
+            "fast probe's default do not change on it."]
+    return "\n".join(out) + "\n"
+
+
 def fastprobe_startup(root: Path, name: str = "fastprobe-startup.json") -> str:
     """The first cell's seconds with the fast probe's one-time imports inside its step and after
     ``fast_probe.preload`` (eval_scripts/fastprobe_startup.py)."""

@@ -412,6 +412,8 @@ def test_heareval_other_probe_ranks_another_heareval_probe_against_the_reference
 
     with pytest.raises(other.OtherRunsMismatch, match="repeat a seed"):
         other.compare(reference, [files[0], run_file(42, runs[1])], tmp_path)
+    with pytest.raises(other.OtherRunsMismatch, match="stopped before their last cell"):
+        other.compare(reference, [{**files[0], "complete": False}], tmp_path)
     with pytest.raises(other.OtherRunsMismatch, match="reference's own probe"):
         other.compare(reference, [run_file(42, runs[0], param_grid={})], tmp_path)
     with pytest.raises(other.OtherRunsMismatch, match="different probes"):
@@ -432,3 +434,32 @@ def test_heareval_other_probe_ranks_another_heareval_probe_against_the_reference
     with pytest.raises(SystemExit, match="the reference"):
         other.main(["--reference", str(ref_path), "--runs", str(moved_path), "--plan", "p.md", "--json", str(out)])
     assert not out.exists()
+
+
+def test_heareval_same_machine_saves_after_each_cell_and_resumes_with_merge(tmp_path):
+    """heareval_same_machine.py writes its output after every cell ("complete": false until the last), so a run
+    that stops keeps its finished cells; --merge of that file with --cells the rest gives a complete file. Here with
+    no cell to run (the probe itself is exercised by tests/test_seeds_per_class.py): merging a stopped run's file
+    keeps its cells, and a merge of another grid is refused."""
+    import pytest
+
+    same = load_script("heareval_same_machine")
+    folder = tmp_path / "emb"
+    folder.mkdir()
+    pair = {"variant": "v", "task": "t-v1-full", "family": "pitch", "heareval": 0.5, "heareval_seconds": 30.0,
+            "kinds": {"logistic": {"score": 0.4, "seconds": 4.0}}, "embedding_dir": str(folder)}
+    kinds = tmp_path / "kinds.json"
+    kinds.write_text(json.dumps({"pairs": [pair]}))
+    here = {"wall_seconds": 60.0, "seconds": 52.0, "score": 0.5}
+    stopped = {"seed": 42, "grid": ["default", 8], "param_grid": {}, "complete": False, "commands": ["first"],
+               "cells": [{"variant": "v", "task": "t-v1-full", "family": "pitch", "metric": "pitch_acc",
+                          "embedding_dir": str(folder), "heareval_here": here, **same.against(pair, here, 42)}]}
+    partial, out = tmp_path / "partial.json", tmp_path / "out.json"
+    partial.write_text(json.dumps(stopped))
+    same.main(["--kinds-file", str(kinds), "--cells", "", "--grid", "default", "--grid-points", "8",
+               "--merge", str(partial), "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert result["complete"] is True and result["grid"] == ["default", 8] and len(result["cells"]) == 1
+    assert not (tmp_path / "out.json.partial").exists()
+    with pytest.raises(SystemExit, match="grid"):
+        same.main(["--kinds-file", str(kinds), "--cells", "", "--merge", str(partial), "--json", str(tmp_path / "x.json")])
