@@ -2249,6 +2249,7 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "issue-targets": issue_targets,
     "heareval-linear": heareval_linear,
     "fastprobe-startup": fastprobe_startup,
+    "heareval-default-env": heareval_default_env,
 }
 """Block name -> renderer (the files each reads are named in it)."""
 
