@@ -229,11 +229,9 @@ def test_heareval_same_machine_summarises_both_measures_and_refuses_before_runni
     assert not out.exists()
 
 
-def test_heareval_same_machine_merge_keeps_heareval_and_takes_the_kinds_file_seconds(tmp_path):
-    """--merge keeps an earlier output's heareval run and recomputes its speed-ups from --kinds-file's seconds (the
-    same embedding folder); a kinds file timed on another folder is refused."""
-    import pytest
-
+def one_cell_kinds_file(tmp_path):
+    """heareval_same_machine.py, an embedding folder, one kinds-file pair on it, the kinds file, and a heareval run
+    of the pair as the script records it."""
     same = load_script("heareval_same_machine")
     folder = tmp_path / "emb"
     folder.mkdir()
@@ -241,7 +239,15 @@ def test_heareval_same_machine_merge_keeps_heareval_and_takes_the_kinds_file_sec
             "kinds": {"logistic": {"score": 0.4, "seconds": 4.0}}, "embedding_dir": str(folder)}
     kinds = tmp_path / "kinds.json"
     kinds.write_text(json.dumps({"pairs": [pair]}))
-    here = {"wall_seconds": 60.0, "seconds": 52.0, "score": 0.5}
+    return same, folder, pair, kinds, {"wall_seconds": 60.0, "seconds": 52.0, "score": 0.5}
+
+
+def test_heareval_same_machine_merge_keeps_heareval_and_takes_the_kinds_file_seconds(tmp_path):
+    """--merge keeps an earlier output's heareval run and recomputes its speed-ups from --kinds-file's seconds (the
+    same embedding folder); a kinds file timed on another folder is refused."""
+    import pytest
+
+    same, folder, pair, kinds, here = one_cell_kinds_file(tmp_path)
     earlier = {"seed": 42, "note": "before", "commands": ["first"], "cells": [
         {"variant": "v", "task": "t-v1-full", "family": "pitch", "metric": "pitch_acc", "embedding_dir": str(folder),
          "heareval_here": here, **same.against({**pair, "kinds": {"logistic": {"score": 0.4, "seconds": 12.0}}},
@@ -443,14 +449,7 @@ def test_heareval_same_machine_saves_after_each_cell_and_resumes_with_merge(tmp_
     keeps its cells, and a merge of another grid is refused."""
     import pytest
 
-    same = load_script("heareval_same_machine")
-    folder = tmp_path / "emb"
-    folder.mkdir()
-    pair = {"variant": "v", "task": "t-v1-full", "family": "pitch", "heareval": 0.5, "heareval_seconds": 30.0,
-            "kinds": {"logistic": {"score": 0.4, "seconds": 4.0}}, "embedding_dir": str(folder)}
-    kinds = tmp_path / "kinds.json"
-    kinds.write_text(json.dumps({"pairs": [pair]}))
-    here = {"wall_seconds": 60.0, "seconds": 52.0, "score": 0.5}
+    same, folder, pair, kinds, here = one_cell_kinds_file(tmp_path)
     stopped = {"seed": 42, "grid": ["default", 8], "param_grid": {}, "complete": False, "commands": ["first"],
                "cells": [{"variant": "v", "task": "t-v1-full", "family": "pitch", "metric": "pitch_acc",
                           "embedding_dir": str(folder), "heareval_here": here, **same.against(pair, here, 42)}]}
