@@ -27,7 +27,9 @@ cells below the issue's target (10x) by both measures.
 
 ``--param-grid '{"hidden_layers": [0]}'`` overrides entries of heareval's grid through heareval's own per-task grid
 (``heareval_default_cost.override_param_grid``; recorded as ``param_grid``): heareval's probe with no hidden layer
-for ``heareval-linear-plan.md``. ``--cells 'variant|task,...'`` measures some cells only; ``--merge`` adds earlier outputs' cells (a cell measured
+for ``heareval-linear-plan.md``.
+
+``--cells 'variant|task,...'`` measures some cells only; ``--merge`` adds earlier outputs' cells (a cell measured
 now replaces its earlier entry): their heareval runs are kept, and where ``--kinds-file`` has the cell (the same
 embedding folder) its kinds' seconds are taken from it, so that a kinds file re-timed later needs no heareval run
 again. Every cell must have its embeddings here (checked before any probe runs); ``--cells ''`` only merges.
