@@ -310,8 +310,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             "note": " | ".join(n for n in notes if n), "kinds": {k: {"probe": KINDS[k][0], "overrides": KINDS[k][1]} for k in kinds},
             "machine": {"cpu_threads": torch.get_num_threads(), "python": platform.python_version(),
                         "torch": torch.__version__},
-            "commands": commands, "startup_seconds": startup_seconds, "skipped": skipped, "not_scored": not_scored, "pairs": pairs,
-            "summary": summary}, indent=2) + "\n")
+            "commands": commands, "startup_seconds": startup_seconds, "skipped": skipped, "not_scored": not_scored,
+            "pairs": pairs, "summary": summary}, indent=2) + "\n")
         print(f"wrote {args.json}")
 
 

@@ -2272,8 +2272,8 @@ def render_documents(texts: Mapping[str, str], root: Path = ROOT) -> dict[str, s
         raise FiguresError(f"figure blocks of {', '.join(texts)}: unknown {unknown}, missing {missing}, "
                            f"repeated {repeated}{f' (in {where})' if where else ''}; known blocks: {sorted(RENDERERS)}")
     for doc, text in texts.items():
-        stray = [n for n in re.findall(r"<!-- figures:([\w-]+) (?:BEGIN|END)", text)
-                 if [b for d, b in found if d == doc].count(n) != 1]
+        blocks = [b for d, b in found if d == doc]
+        stray = [n for n in re.findall(r"<!-- figures:([\w-]+) (?:BEGIN|END)", text) if blocks.count(n) != 1]
         if stray:
             raise FiguresError(f"{doc}: figure markers without a partner: {sorted(set(stray))}")
 
