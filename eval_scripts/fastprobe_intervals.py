@@ -57,6 +57,8 @@ SCENE_TESTS: Tuple[Tuple[str, str, str], ...] = (
      "fastprobe-kinds-families-env.json", "fastprobe-reference-env.json"),
     ("Resemblyzer and Basic Pitch layer sweep, environmental and language (fastprobe-envsweep-plan.md)",
      "fastprobe-kinds-envsweep.json", ""),
+    ("PESTO layer sweep, environmental and language (fastprobe-projected-plan.md)",
+     "fastprobe-kinds-projected.json", ""),
 )
 
 

@@ -22,7 +22,10 @@ and the fast probe's seconds:
 - ``logistic``: the same model as ``linear_rms`` fitted by full-batch L-BFGS along a path of L2 penalties, a
   bounded number of iterations each (:mod:`hear_gura.analysis.logistic_probe`), tested on fresh cells
   (``fastprobe-logistic-plan.md``) and since then ``evaluate --probe fast``'s default
-  (:data:`hear_gura.analysis.fast_probe.VARIANT_PROBE`).
+  (:data:`hear_gura.analysis.fast_probe.VARIANT_PROBE`);
+- ``projected``: ``logistic`` read through heareval's first layer as initialised (width 1024) and its BatchNorm at
+  the training statistics, frozen, with no non-linearity: still a linear probe
+  (:data:`hear_gura.analysis.fast_probe.PROJECTED_PROBE`), tested on fresh cells (``fastprobe-projected-plan.md``).
 
 When heareval's cells ran two or more seeds (``hear-gura evaluate --seeds N``),
 ``heareval`` is their mean and each family also gives the kinds' pooled Spearman
@@ -78,6 +81,7 @@ KINDS: Dict[str, tuple] = {
     "mlp": ("mlp", {}),
     "ridge": ("ridge", {}),
     "logistic": ("linear", {"standardise": False, "rms_scale": True, "solver": "lbfgs"}),
+    "projected": ("linear", {"standardise": False, "rms_scale": True, "solver": "lbfgs", "projection": 1024}),
     "knn": ("knn", {"knn_standardise": True}),
     "knn_raw": ("knn", {"knn_standardise": False}),
 }

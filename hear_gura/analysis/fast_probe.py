@@ -44,7 +44,11 @@ The MLP probe (``mlp``, any task) is heareval's own model at one point of its
 grid (:func:`mlp_model`: raw inputs, one hidden layer of 1024 with BatchNorm),
 trained like the Adam linear probe. The ridge probe (``ridge``, any task) is a
 linear read-out in closed form on raw inputs
-(:mod:`hear_gura.analysis.ridge_probe`): no steps, no randomness.
+(:mod:`hear_gura.analysis.ridge_probe`): no steps, no randomness. The projected
+probe (:data:`PROJECTED_PROBE`) is the logistic probe read through heareval's
+first layer as initialised and its BatchNorm at the training statistics, frozen,
+without the non-linearity: still linear in the embeddings, its penalty taken in
+the coordinates heareval's probe sees (``eval_scripts/fastprobe-projected-plan.md``).
 ``eval_scripts/fastprobe_kinds.py`` measures which kind ranks variants as
 heareval's probe does: the raw Adam linear probe was chosen by its rule on
 cells no kind had been chosen on (``eval_scripts/fastprobe-heldout-plan.md``),
@@ -113,6 +117,12 @@ class ProbeConfig:
             lowest validation loss kept; :data:`LOGISTIC_PROBE`).
         penalties, lbfgs_iterations: the ``"lbfgs"`` solver's L2 penalties (strongest first) and iterations per
             penalty.
+        projection: 0, or the width of a frozen random projection between the inputs (as ``standardise`` /
+            ``rms_scale`` leave them) and the fitted layer, each of its outputs standardised with the training
+            statistics: heareval's first layer as initialised, and its BatchNorm, without the non-linearity
+            (:func:`projected_inputs`). The probe stays linear in its inputs; its L2 penalty is taken in those
+            coordinates. Drawn per fold from the probe's seed plus the fold's index. ``"lbfgs"`` solver only
+            (:data:`PROJECTED_PROBE`).
         knn_standardise: the kNN probe standardises the embeddings before their cosine similarity.
         mlp_hidden, mlp_dropout, mlp_lr: the MLP probe (heareval's model, :func:`mlp_model`: one hidden
             layer, BatchNorm, dropout, ReLU, RAW inputs) and its Adam learning rate (a value of
@@ -136,6 +146,7 @@ class ProbeConfig:
     solver: str = "adam"
     penalties: Tuple[float, ...] = LOGISTIC_PENALTIES
     lbfgs_iterations: int = LOGISTIC_MAX_ITER
+    projection: int = 0
     knn_standardise: bool = True
     mlp_hidden: int = 1024
     mlp_dropout: float = 0.1
@@ -147,6 +158,11 @@ class ProbeConfig:
 #: linear layer on raw inputs divided by their root mean square, fitted by full-batch L-BFGS along L2 penalties
 #: (:mod:`hear_gura.analysis.logistic_probe`): its cost is bounded whatever the inputs' scale.
 LOGISTIC_PROBE = ProbeConfig(standardise=False, rms_scale=True, solver="lbfgs")
+
+#: The projected probe (``fastprobe_kinds.py``'s ``projected``, ``eval_scripts/fastprobe-projected-plan.md``): the
+#: logistic probe seen through heareval's first layer (width 1024, heareval's ``hidden_dim``) as initialised and its
+#: BatchNorm at the training statistics, frozen, with no non-linearity (:func:`projected_inputs`).
+PROJECTED_PROBE = replace(LOGISTIC_PROBE, projection=1024)
 
 #: The fast probe that scores variants (``hear-gura evaluate --probe fast``, :func:`score_embedding_folder`): the
 #: logistic probe, chosen by the rule of ``eval_scripts/fastprobe-logistic-plan.md`` on 24 fresh cells
@@ -495,12 +511,23 @@ class Standardize(torch.nn.Module):
         return (x - self.mean) / self.std
 
 
-def feature_stats(x: np.ndarray, chunk: int = 65536) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Per-dimension mean and standard deviation (float64 sums, clamped below at 1e-5) of ``(rows, width)``."""
-    total = np.zeros(x.shape[1:], dtype=np.float64)
-    squares = np.zeros(x.shape[1:], dtype=np.float64)
+def feature_stats(x: np.ndarray, chunk: int = 65536, transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+                  ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean and standard deviation (float64 sums, clamped below at 1e-5) of ``(rows, width)``, or of
+    ``transform``'s ``(rows, out)`` outputs of its float32 rows (computed a chunk at a time, never all at once)."""
+    if transform is None:
+        width = x.shape[1:]
+    else:
+        with torch.no_grad():
+            width = transform(torch.zeros((1,) + tuple(x.shape[1:]))).shape[1:]
+    total, squares = np.zeros(width, dtype=np.float64), np.zeros(width, dtype=np.float64)
     for start in range(0, len(x), chunk):
-        part = np.asarray(x[start:start + chunk], dtype=np.float64)
+        if transform is None:
+            part = np.asarray(x[start:start + chunk], dtype=np.float64)
+        else:
+            rows = torch.from_numpy(np.asarray(x[start:start + chunk], dtype=np.float32))
+            with torch.no_grad():
+                part = transform(rows).double().numpy()
         total += part.sum(axis=0)
         squares += (part ** 2).sum(axis=0)
     mean = total / max(1, len(x))
@@ -517,21 +544,43 @@ def rms_value(x: np.ndarray, chunk: int = 65536) -> float:
     return rms if rms > 0 else 1.0
 
 
-def linear_model(x: np.ndarray, labels: int, standardise: bool = True, rms_scale: bool = False) -> torch.nn.Module:
+def linear_model(x: np.ndarray, labels: int, standardise: bool = True, rms_scale: bool = False,
+                 projection: int = 0, seed: int = 0) -> torch.nn.Module:
     """A zero-initialised linear layer ``(rows, width) -> (rows, labels)``, after standardising with ``x``'s
     statistics unless ``standardise`` is False: then raw inputs, as heareval's probe sees them, divided by their
-    root mean square (one number, :func:`rms_value`) when ``rms_scale`` is True.
+    root mean square (one number, :func:`rms_value`) when ``rms_scale`` is True. With ``projection`` > 0 the layer
+    reads :func:`projected_inputs` (``(rows, projection)``, drawn from ``seed``) of those inputs.
     """
-    layer = torch.nn.Linear(x.shape[1], labels)
+    inputs: List[torch.nn.Module] = []
+    if standardise:
+        inputs.append(Standardize(*feature_stats(x)))
+    elif rms_scale:
+        inputs.append(Standardize(torch.zeros(x.shape[1]), torch.full((x.shape[1],), rms_value(x))))
+    if projection:
+        inputs += projected_inputs(x, torch.nn.Sequential(*inputs), projection, seed)
+    layer = torch.nn.Linear(projection or x.shape[1], labels)
     torch.nn.init.zeros_(layer.weight)
     torch.nn.init.zeros_(layer.bias)
-    if standardise:
-        mean, std = feature_stats(x)
-        return torch.nn.Sequential(Standardize(mean, std), layer)
-    if rms_scale:
-        return torch.nn.Sequential(Standardize(torch.zeros(x.shape[1]), torch.full((x.shape[1],), rms_value(x))),
-                                   layer)
-    return torch.nn.Sequential(layer)
+    return torch.nn.Sequential(*inputs, layer)
+
+
+def projected_inputs(x: np.ndarray, before: torch.nn.Module, width: int, seed: int,
+                     chunk: int = 65536) -> List[torch.nn.Module]:
+    """heareval's first layer as initialised and its BatchNorm at ``x``'s statistics, frozen, no non-linearity.
+
+    ``(rows, in) -> (rows, width)``: ``torch.nn.Linear(in, width)`` created, then its weight drawn by
+    ``xavier_uniform_`` (gain 1), as heareval's ``FullyConnectedPrediction`` initialises its first layer, under
+    ``torch.manual_seed(seed)`` (the global generator's state is restored afterwards); then each output standardised
+    with its mean and standard deviation over ``before(x)``'s rows (:func:`feature_stats`: float64 sums, population
+    deviation). Every parameter is frozen (``requires_grad`` False), so a probe on top stays linear in ``x`` and the
+    logistic fit computes these outputs once (:func:`~hear_gura.analysis.logistic_probe.fit_logistic`).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        first = torch.nn.Linear(x.shape[1], width)
+        torch.nn.init.xavier_uniform_(first.weight, gain=1.0)
+    first.requires_grad_(False)
+    return [first, Standardize(*feature_stats(x, chunk, lambda rows: first(before(rows))))]
 
 
 def mlp_model(width: int, labels: int, hidden: int = 1024, dropout: float = 0.1) -> torch.nn.Module:
@@ -803,6 +852,10 @@ def probe_task(task: TaskSpec, splits: Mapping[str, SplitArrays], probe: str = "
         raise HearGuraError(f"unknown fast probe {probe!r}; valid: {', '.join(PROBE_KINDS)}")
     if config.solver not in SOLVERS:
         raise HearGuraError(f"unknown solver {config.solver!r} for the linear probe; valid: {', '.join(SOLVERS)}")
+    if config.projection and (config.solver != "lbfgs" or probe != "linear"):
+        raise HearGuraError(f"a projection (ProbeConfig.projection={config.projection}) is fitted by the linear "
+                            f"probe's 'lbfgs' solver, not by the {probe!r} probe with solver {config.solver!r}: "
+                            "pass PROJECTED_PROBE or projection=0")
     if model_factory is not None and config.solver != "adam":
         raise HearGuraError(f"a model_factory's model (learned layer weights) trains with the adam solver, not "
                             f"{config.solver!r}; pass a ProbeConfig with solver='adam'")
@@ -840,7 +893,7 @@ def probe_task(task: TaskSpec, splits: Mapping[str, SplitArrays], probe: str = "
                 continue
             if probe == "linear" and config.solver == "lbfgs":
                 model, fit = fit_logistic(linear_model(train.x, len(task.labels), config.standardise,
-                                                       config.rms_scale),
+                                                       config.rms_scale, config.projection, seed + index),
                                           _loss_function(task), train.x, train.y, valid.x, valid.y,
                                           config.penalties, config.lbfgs_iterations, device,
                                           memory_values=config.memory_values)
