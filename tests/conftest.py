@@ -13,13 +13,17 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs two workers on two cores: one thread each, inherited by
     # the subprocesses (hear-validator, heareval) the tests start.
     os.environ["OMP_NUM_THREADS"] = "1"
+else:
+    # One thread count for this process and the subprocesses it starts (tests compare their bytes: a sum's order
+    # follows the threads): an exported OMP_NUM_THREADS, else at most two.
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, min(2, os.cpu_count() or 1))))
 
 from pathlib import Path
 
 import pytest
 import torch
 
-torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, os.cpu_count() or 1)))
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 def make_audio(seconds: float, batch: int = 1, seed: int = 0, samples: int | None = None) -> torch.Tensor:
