@@ -1910,11 +1910,10 @@ PROJECTED = ("fastprobe-kinds-projected.json", "fastprobe-agreement-projected.js
 PROJECTED_PITCH = "fastprobe-kinds-pitch-projected.json"
 
 
-def projected_adopted(root: Path) -> bool:
+def projected_adopted(new: float | None, old: float | None) -> bool:
     """The sixth test's rule (eval_scripts/fastprobe-projected-plan.md): ``projected`` replaces ``logistic`` on
-    scene-type tasks if, on the fresh cells, its pooled Spearman is at least 0.9 and at least ``logistic``'s."""
-    summary = load_json(root, f"{EVAL}/{PROJECTED[0]}")["summary"]
-    new, old = (summary[k]["scene"]["spearman_pooled"] for k in ("projected", "logistic"))
+    scene-type tasks if, on the fresh cells, its pooled Spearman ``new`` is at least 0.9 and at least ``logistic``'s
+    ``old``."""
     return new is not None and new >= SCENE_TARGET and (old is None or new >= old)
 
 
@@ -1929,8 +1928,8 @@ def fastprobe_projected(root: Path) -> str:
     kinds = load_json(root, f"{EVAL}/{kinds_name}")
     pairs = [p for p in kinds["pairs"] if p["family"] == "scene"]
     new, old = (kinds["summary"][k]["scene"]["spearman_pooled"] for k in ("projected", "logistic"))
-    ratios = [p["heareval_seconds"] / p["kinds"]["projected"]["seconds"] for p in pairs]
-    adopted = projected_adopted(root)
+    ratios = [kind_speedup(p, "projected") for p in pairs]
+    adopted = projected_adopted(new, old)
     if adopted != (VARIANT_PROBE == PROJECTED_PROBE):
         raise FiguresError(f"{kinds_name}: by the plan's rule `projected` is {'' if adopted else 'not '}the default, "
                            "but fast_probe.VARIANT_PROBE says otherwise: make the code follow the rule")

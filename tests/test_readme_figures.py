@@ -496,3 +496,16 @@ def test_a_targets_row_timed_on_one_machine_for_some_cells_names_them_and_still_
         same.write_text(json.dumps(data))
         with pytest.raises(figures.FiguresError, match="lacks the cells"):
             figures.issue_targets(tmp_path)
+
+
+def test_the_sixth_tests_verdict_must_match_the_codes_default(figures, tmp_path):
+    """The fastprobe-projected block applies the plan's rule to its kinds file and refuses to render when
+    fast_probe.VARIANT_PROBE does not follow it (here: a kinds file in which `projected` would have been adopted)."""
+    shutil.copytree(ROOT / "eval_scripts", tmp_path / "eval_scripts", ignore=shutil.ignore_patterns("*.png", "*.py"))
+    assert "`projected` is not adopted" in figures.fastprobe_projected(tmp_path)
+    kinds = tmp_path / "eval_scripts" / figures.PROJECTED[0]
+    data = json.loads(kinds.read_text())
+    data["summary"]["projected"]["scene"]["spearman_pooled"] = 0.95
+    kinds.write_text(json.dumps(data))
+    with pytest.raises(figures.FiguresError, match="make the code follow the rule"):
+        figures.fastprobe_projected(tmp_path)
