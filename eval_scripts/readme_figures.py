@@ -1949,6 +1949,86 @@ def fastprobe_projected(root: Path) -> str:
                                           "least `logistic`'s), so `logistic` stays the default") + ".\n")
 
 
+#: The diagnostic of eval_scripts/fastprobe-mlp-plan.md: (fastprobe_reference.py file of the ensembles' cells, its
+#: fastprobe_kinds.py file's committed predecessor) and (fastprobe_kinds.py file of PESTO's sweep, its predecessor).
+MLP_DIAGNOSTIC = (("fastprobe-reference-mlp-env.json", "fastprobe-kinds-families-env.json"),
+                  ("fastprobe-kinds-mlp-pesto.json", PROJECTED[0]))
+
+
+def mlp_class_branch(rhos: list[float | None]) -> bool:
+    """The reading of eval_scripts/fastprobe-mlp-plan.md: the misses are (at least partly) the linear class when
+    the ``mlp`` kind ranks BOTH tests' cells at 0.9 or more (pooled ``rhos``)."""
+    return all(r is not None and r >= SCENE_TARGET for r in rhos)
+
+
+def fastprobe_mlp(root: Path) -> str:
+    """heareval's own model at one grid point fitted by the fast probe's fixed recipe (the ``mlp`` kind) on the two
+    scene tests ``logistic`` misses, against the same heareval means, with the plan's reading."""
+    (reference_name, env_before), (pesto_name, pesto_before) = MLP_DIAGNOSTIC
+    reference = load_json(root, f"{EVAL}/{reference_name}")
+    env_kinds = load_json(root, f"{EVAL}/{Path(reference['kinds_file']).name}")
+    pesto = load_json(root, f"{EVAL}/{pesto_name}")
+    pesto_self = load_json(root, f"{EVAL}/{PROJECTED[1]}")["summary"]["scene"]["heareval_self"]
+
+    def with_tasks(pooled: float | None, per_task: dict) -> str:
+        return f"{rho_text(pooled)} (" + " / ".join(rho_text(v) for v in per_task.values()) + ")"
+
+    def reproduced(kinds: dict, before_name: str) -> str:
+        before = load_json(root, f"{EVAL}/{before_name}")
+        same, total = identical_kind_scores(
+            {(p["variant"], p["task"]): {"logistic": p["kinds"]["logistic"]} for p in kinds["pairs"]},
+            {(p["variant"], p["task"]): p["kinds"] for p in before["pairs"]})
+        if total != len(kinds["pairs"]) or same != total:
+            raise FiguresError(f"{before_name}: `logistic` gave its committed score in {same} of {total} cells of "
+                               f"{len(kinds['pairs'])}: these are not the test's cells (the plan's check)")
+        return f"{same} of {total}"
+
+    env_tasks = list(reference["machines"]["per_task"])
+    pesto_summary = {k: pesto["summary"][k]["scene"] for k in ("mlp", "logistic")}
+    rows = [("environmental and language ensembles", env_tasks, f"mean of {len(reference['runs'])} runs",
+             reference["heareval_self"]["leave_one_out"]["mean"],
+             {k: (reference["kinds"][k]["all"]["pooled"], reference["kinds"][k]["all"]["per_task"])
+              for k in ("mlp", "logistic")},
+             [kind_speedup(p, "mlp") for p in env_kinds["pairs"]], "two machines",
+             reproduced(env_kinds, env_before)),
+            ("layer sweep of PESTO on the same tasks", list(pesto_summary["mlp"]["spearman_per_task"]),
+             f"mean of {len(pesto_self['seeds'])} runs", pesto_self["leave_one_out"]["heareval"]["mean"],
+             {k: (v["spearman_pooled"], v["spearman_per_task"]) for k, v in pesto_summary.items()},
+             [kind_speedup(p, "mlp") for p in pesto["pairs"]], "one machine", reproduced(pesto, pesto_before))]
+    out = ["| scene test, 24 cells, Spearman pooled (env_multilabel / env_sounds / language_id) | heareval reference "
+           "| heareval, one run left out against the others' mean | fast `mlp` (heareval's model, one fixed recipe) "
+           "| fast `logistic` (the default) | `mlp` speed-up: median, slowest, cells below 10x |",
+           "|---|---|---:|---|---|---|"]
+    for what, _, ref, itself, kinds, speedups, machines, _ in rows:
+        out.append(f"| {what} | {ref} | {rho_text(itself)} | **{with_tasks(*kinds['mlp'])}** | "
+                   f"{with_tasks(*kinds['logistic'])} | {speed_text(speedups)} ({machines}) |")
+    mlp = [row[4]["mlp"][0] for row in rows]
+    if mlp_class_branch(mlp):
+        reading = ("`mlp` ranks both tests' cells at 0.9 or more: heareval's class, fitted by one fixed recipe, ranks "
+                   "them as heareval does where the issue's linear probe does not, so the misses are (at least "
+                   "partly) the linear class: the issue's linear fast probe and its scene target conflict on these "
+                   "tasks")
+    else:
+        missed = [row[0] for row, rho in zip(rows, mlp) if rho is None or rho < SCENE_TARGET]
+        reading = (f"`mlp` ranks the cells of the {' and of the '.join(missed)} below 0.9: there heareval's own "
+                   "class fitted by a fixed "
+                   "recipe misses too, so the miss is not shown to be the linear class; what remains is heareval's "
+                   "recipe (grid points drawn by the seed, its epochs, its choice by validation score) and its runs' "
+                   "order among near-tied variants, which no fixed-recipe fast probe tried here reproduces")
+    notes = " | ".join(dict.fromkeys(n for n in (env_kinds["note"], pesto["note"]) if n))
+    out += ["", "Each kind's scores from one `fastprobe_kinds.py` run per test (`"
+            + f"{Path(reference['kinds_file']).name}`, `{pesto_name}`; the ensembles ranked by `fastprobe_reference.py` "
+            f"into `{reference_name}`); the references and heareval's own figures are the tests' (`"
+            f"{PROJECTED[1]}` for PESTO's). `logistic`, fitted again beside `mlp` as the check that these are the "
+            "tests' cells, gave its committed score in " + " and ".join(f"{row[7]} cells ({row[0]})" for row in rows)
+            + ". Speed-up: heareval's seconds of one run of the cell over `mlp`'s seconds in this process (the "
+            "ensembles' heareval seconds are the committed cells', another 2-core machine; PESTO's, this machine's "
+            f"runs of the cells). Measured: {notes}.",
+            "", f"By the plan's reading (fixed before the runs): {reading}. A diagnostic: the issue's rule and the fast "
+            "probe's default do not change on it."]
+    return "\n".join(out) + "\n"
+
+
 #: A :class:`TargetRow` whose heareval cells were made on the machine that timed the kinds (``evaluate --seeds N``
 #: there: the seconds of one run are the cell's total over N, runs that shared one process start).
 TIMED_HERE = "cells"
@@ -2320,6 +2400,7 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "heareval-default-env": heareval_default_env,
     "fastprobe-projected-explore": fastprobe_projected_explore,
     "fastprobe-projected": fastprobe_projected,
+    "fastprobe-mlp": fastprobe_mlp,
 }
 """Block name -> renderer (the files each reads are named in it)."""
 

@@ -509,3 +509,24 @@ def test_the_sixth_tests_verdict_must_match_the_codes_default(figures, tmp_path)
     kinds.write_text(json.dumps(data))
     with pytest.raises(figures.FiguresError, match="make the code follow the rule"):
         figures.fastprobe_projected(tmp_path)
+
+
+def test_the_mlp_diagnostics_reading_follows_its_plan_and_checks_its_cells(figures, tmp_path):
+    """The fastprobe-mlp block reads the plan's branch from its files (the class branch only when `mlp` reaches 0.9
+    on both tests) and refuses files whose refitted `logistic` scores are not the tests' committed ones."""
+    shutil.copytree(ROOT / "eval_scripts", tmp_path / "eval_scripts", ignore=shutil.ignore_patterns("*.png", "*.py"))
+    assert "not shown to be the linear class" in figures.fastprobe_mlp(tmp_path)
+    (reference_name, _), (pesto_name, _) = figures.MLP_DIAGNOSTIC
+    reference = tmp_path / "eval_scripts" / reference_name
+    data = json.loads(reference.read_text())
+    data["kinds"]["mlp"]["all"]["pooled"] = 0.95
+    reference.write_text(json.dumps(data))
+    pesto = tmp_path / "eval_scripts" / pesto_name
+    data = json.loads(pesto.read_text())
+    data["summary"]["mlp"]["scene"]["spearman_pooled"] = 0.92
+    pesto.write_text(json.dumps(data))
+    assert "(at least partly) the linear class" in figures.fastprobe_mlp(tmp_path)
+    data["pairs"][0]["kinds"]["logistic"]["score"] += 0.01
+    pesto.write_text(json.dumps(data))
+    with pytest.raises(figures.FiguresError, match="not the test's cells"):
+        figures.fastprobe_mlp(tmp_path)
