@@ -1955,6 +1955,10 @@ MLP_DIAGNOSTIC = (("fastprobe-reference-mlp-env.json", "fastprobe-kinds-families
                   ("fastprobe-kinds-mlp-pesto.json", PROJECTED[0]))
 
 
+#: How far below heareval's mean a cell's ``mlp`` score must lie for the fastprobe-mlp block to name it.
+MLP_UNDERFIT = 0.1
+
+
 def mlp_class_branch(rhos: list[float | None]) -> bool:
     """The reading of eval_scripts/fastprobe-mlp-plan.md: the misses are (at least partly) the linear class when
     the ``mlp`` kind ranks BOTH tests' cells at 0.9 or more (pooled ``rhos``)."""
@@ -2002,6 +2006,15 @@ def fastprobe_mlp(root: Path) -> str:
     for what, _, ref, itself, kinds, speedups, machines, _ in rows:
         out.append(f"| {what} | {ref} | {rho_text(itself)} | **{with_tasks(*kinds['mlp'])}** | "
                    f"{with_tasks(*kinds['logistic'])} | {speed_text(speedups)} ({machines}) |")
+    # where the fixed recipe fits far worse than heareval's probe: (variant, task) -> mlp minus heareval's mean
+    gaps = [{(q["variant"], q["task"]): q["kinds"]["mlp"] - q["heareval_mean_all"] for q in reference["pairs"]},
+             {(q["variant"], q["task"]): q["kinds"]["mlp"]["score"] - q["heareval"] for q in pesto["pairs"]}]
+    fit = "; ".join(
+        f"{row[0]}: mean {statistics.mean(gap.values()):+.3f}, "
+        + (", ".join(f"{v} on {t.split('-v1')[0]} {d:+.3f}" for (v, t), d in gap.items() if d < -MLP_UNDERFIT)
+           or "none") for row, gap in zip(rows, gaps))
+    out += ["", f"`mlp` minus heareval's mean per cell, and the cells where it lies more than {MLP_UNDERFIT} below "
+            f"(its fixed recipe fitting far worse than heareval's probe there): {fit}."]
     mlp = [row[4]["mlp"][0] for row in rows]
     if mlp_class_branch(mlp):
         reading = ("`mlp` ranks both tests' cells at 0.9 or more: heareval's class, fitted by one fixed recipe, ranks "
