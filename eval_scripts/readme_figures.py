@@ -1965,6 +1965,30 @@ def mlp_class_branch(rhos: list[float | None]) -> bool:
     return all(r is not None and r >= SCENE_TARGET for r in rhos)
 
 
+class MlpRow(NamedTuple):
+    """One test of the fastprobe-mlp block.
+
+    Attributes:
+        what: the test, as the block names it.
+        reference: heareval's reference (``mean of N runs``).
+        heareval_self: heareval, one run left out against the mean of the others (pooled Spearman).
+        rhos: kind (``mlp``, ``logistic``) -> (pooled Spearman, {task: Spearman within it}) against the reference.
+        speedups: ``mlp``'s speed-up per cell.
+        machines: where heareval's seconds were measured (``one machine`` / ``two machines``).
+        reproduced: ``N of M`` cells where the refitted ``logistic`` gave its committed score.
+        gaps: (variant, task) -> ``mlp``'s score minus heareval's mean.
+    """
+
+    what: str
+    reference: str
+    heareval_self: float
+    rhos: dict
+    speedups: list
+    machines: str
+    reproduced: str
+    gaps: dict
+
+
 def fastprobe_mlp(root: Path) -> str:
     """heareval's own model at one grid point fitted by the fast probe's fixed recipe (the ``mlp`` kind) on the two
     scene tests ``logistic`` misses, against the same heareval means, with the plan's reading."""
@@ -1987,53 +2011,54 @@ def fastprobe_mlp(root: Path) -> str:
                                f"{len(kinds['pairs'])}: these are not the test's cells (the plan's check)")
         return f"{same} of {total}"
 
-    env_tasks = list(reference["machines"]["per_task"])
     pesto_summary = {k: pesto["summary"][k]["scene"] for k in ("mlp", "logistic")}
-    rows = [("environmental and language ensembles", env_tasks, f"mean of {len(reference['runs'])} runs",
-             reference["heareval_self"]["leave_one_out"]["mean"],
-             {k: (reference["kinds"][k]["all"]["pooled"], reference["kinds"][k]["all"]["per_task"])
-              for k in ("mlp", "logistic")},
-             [kind_speedup(p, "mlp") for p in env_kinds["pairs"]], "two machines",
-             reproduced(env_kinds, env_before)),
-            ("layer sweep of PESTO on the same tasks", list(pesto_summary["mlp"]["spearman_per_task"]),
-             f"mean of {len(pesto_self['seeds'])} runs", pesto_self["leave_one_out"]["heareval"]["mean"],
-             {k: (v["spearman_pooled"], v["spearman_per_task"]) for k, v in pesto_summary.items()},
-             [kind_speedup(p, "mlp") for p in pesto["pairs"]], "one machine", reproduced(pesto, pesto_before))]
+    rows = [
+        MlpRow("environmental and language ensembles", f"mean of {len(reference['runs'])} runs",
+               reference["heareval_self"]["leave_one_out"]["mean"],
+               {k: (reference["kinds"][k]["all"]["pooled"], reference["kinds"][k]["all"]["per_task"])
+                for k in ("mlp", "logistic")},
+               [kind_speedup(p, "mlp") for p in env_kinds["pairs"]], "two machines", reproduced(env_kinds, env_before),
+               {(q["variant"], q["task"]): q["kinds"]["mlp"] - q["heareval_mean_all"] for q in reference["pairs"]}),
+        MlpRow("layer sweep of PESTO on the same tasks", f"mean of {len(pesto_self['seeds'])} runs",
+               pesto_self["leave_one_out"]["heareval"]["mean"],
+               {k: (v["spearman_pooled"], v["spearman_per_task"]) for k, v in pesto_summary.items()},
+               [kind_speedup(p, "mlp") for p in pesto["pairs"]], "one machine", reproduced(pesto, pesto_before),
+               {(q["variant"], q["task"]): q["kinds"]["mlp"]["score"] - q["heareval"] for q in pesto["pairs"]}),
+    ]
     out = ["| scene test, 24 cells, Spearman pooled (env_multilabel / env_sounds / language_id) | heareval reference "
            "| heareval, one run left out against the others' mean | fast `mlp` (heareval's model, one fixed recipe) "
            "| fast `logistic` (the default) | `mlp` speed-up: median, slowest, cells below 10x |",
            "|---|---|---:|---|---|---|"]
-    for what, _, ref, itself, kinds, speedups, machines, _ in rows:
-        out.append(f"| {what} | {ref} | {rho_text(itself)} | **{with_tasks(*kinds['mlp'])}** | "
-                   f"{with_tasks(*kinds['logistic'])} | {speed_text(speedups)} ({machines}) |")
-    # where the fixed recipe fits far worse than heareval's probe: (variant, task) -> mlp minus heareval's mean
-    gaps = [{(q["variant"], q["task"]): q["kinds"]["mlp"] - q["heareval_mean_all"] for q in reference["pairs"]},
-             {(q["variant"], q["task"]): q["kinds"]["mlp"]["score"] - q["heareval"] for q in pesto["pairs"]}]
+    for row in rows:
+        out.append(f"| {row.what} | {row.reference} | {rho_text(row.heareval_self)} | "
+                   f"**{with_tasks(*row.rhos['mlp'])}** | {with_tasks(*row.rhos['logistic'])} | "
+                   f"{speed_text(row.speedups)} ({row.machines}) |")
     fit = "; ".join(
-        f"{row[0]}: mean {statistics.mean(gap.values()):+.3f}, "
-        + (", ".join(f"{v} on {t.split('-v1')[0]} {d:+.3f}" for (v, t), d in gap.items() if d < -MLP_UNDERFIT)
-           or "none") for row, gap in zip(rows, gaps))
+        f"{row.what}: mean {statistics.mean(row.gaps.values()):+.3f}, "
+        + (", ".join(f"{v} on {t.split('-v1')[0]} {d:+.3f}" for (v, t), d in row.gaps.items() if d < -MLP_UNDERFIT)
+           or "none") for row in rows)
     out += ["", f"`mlp` minus heareval's mean per cell, and the cells where it lies more than {MLP_UNDERFIT} below "
             f"(its fixed recipe fitting far worse than heareval's probe there): {fit}."]
-    mlp = [row[4]["mlp"][0] for row in rows]
+    mlp = [row.rhos["mlp"][0] for row in rows]
     if mlp_class_branch(mlp):
         reading = ("`mlp` ranks both tests' cells at 0.9 or more: heareval's class, fitted by one fixed recipe, ranks "
                    "them as heareval does where the issue's linear probe does not, so the misses are (at least "
                    "partly) the linear class: the issue's linear fast probe and its scene target conflict on these "
                    "tasks")
     else:
-        missed = [row[0] for row, rho in zip(rows, mlp) if rho is None or rho < SCENE_TARGET]
+        missed = [row.what for row, rho in zip(rows, mlp) if rho is None or rho < SCENE_TARGET]
         reading = (f"`mlp` ranks the cells of the {' and of the '.join(missed)} below 0.9: there heareval's own "
-                   "class fitted by a fixed "
-                   "recipe misses too, so the miss is not shown to be the linear class; what remains is heareval's "
-                   "recipe (grid points drawn by the seed, its epochs, its choice by validation score) and its runs' "
-                   "order among near-tied variants, which no fixed-recipe fast probe tried here reproduces")
+                   "class fitted by a fixed recipe misses too, so the miss is not shown to be the linear class; what "
+                   "remains is heareval's recipe (grid points drawn by the seed, its epochs, its choice by validation "
+                   "score) and its runs' order among near-tied variants, which no fixed-recipe fast probe tried here "
+                   "reproduces")
     notes = " | ".join(dict.fromkeys(n for n in (env_kinds["note"], pesto["note"]) if n))
     out += ["", "Each kind's scores from one `fastprobe_kinds.py` run per test (`"
             + f"{Path(reference['kinds_file']).name}`, `{pesto_name}`; the ensembles ranked by `fastprobe_reference.py` "
             f"into `{reference_name}`); the references and heareval's own figures are the tests' (`"
             f"{PROJECTED[1]}` for PESTO's). `logistic`, fitted again beside `mlp` as the check that these are the "
-            "tests' cells, gave its committed score in " + " and ".join(f"{row[7]} cells ({row[0]})" for row in rows)
+            "tests' cells, gave its committed score in " + " and ".join(f"{row.reproduced} cells ({row.what})"
+                                                                         for row in rows)
             + ". Speed-up: heareval's seconds of one run of the cell over `mlp`'s seconds in this process (the "
             "ensembles' heareval seconds are the committed cells', another 2-core machine; PESTO's, this machine's "
             f"runs of the cells). Measured: {notes}.",
