@@ -29,7 +29,7 @@ import math
 import re
 import statistics
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
 from pathlib import Path
 
@@ -948,6 +948,11 @@ def rho_text(value: float | None) -> str:
     return f"{value:.3f}" if SCENE_TARGET - 0.005 <= value < SCENE_TARGET else f"{value:.2f}"
 
 
+def rho_with_tasks(pooled: float | None, per_task: Iterable[float | None]) -> str:
+    """``0.88 (0.60 / 0.57 / 0.86)``: a pooled Spearman's rho and, in brackets, the rho within each task."""
+    return f"{rho_text(pooled)} (" + " / ".join(rho_text(v) for v in per_task) + ")"
+
+
 def per_task_spearman(family: dict) -> str:
     """``kws 0.83 (8), prosody 0.71 (8)``: a fastprobe_agreement.py family's Spearman within each task (variants)."""
     return ", ".join(f"{t.split('-v1')[0]} {v['spearman']:.2f} ({v['variants']})"
@@ -1662,7 +1667,7 @@ def fastprobe_reference(root: Path, name: str = "fastprobe-reference-env.json") 
     tasks = list(data["machines"]["per_task"])
 
     def with_tasks(entry: dict) -> str:
-        return (f"{rho_text(entry['pooled'])} (" + " / ".join(rho_text(entry["per_task"][t]) for t in tasks) + ")")
+        return rho_with_tasks(entry["pooled"], (entry["per_task"][t] for t in tasks))
 
     itself = data["heareval_self"]
     out = [f"| {data['cells']} cells | against the mean of all {len(runs)} runs: pooled ("
@@ -1705,7 +1710,7 @@ def other_probe_table(data: dict, label: str) -> list[str]:
     tasks = data["tasks"]
 
     def with_tasks(entry: dict) -> str:
-        return f"{rho_text(entry['pooled'])} (" + " / ".join(rho_text(entry["per_task"][t]) for t in tasks) + ")"
+        return rho_with_tasks(entry["pooled"], (entry["per_task"][t] for t in tasks))
 
     runs = len(data["seeds"])
     out = [f"| {data['cells']} cells, Spearman pooled (" + " / ".join(t.split("-v1")[0] for t in tasks)
@@ -1998,9 +2003,6 @@ def fastprobe_mlp(root: Path) -> str:
     pesto = load_json(root, f"{EVAL}/{pesto_name}")
     pesto_self = load_json(root, f"{EVAL}/{PROJECTED[1]}")["summary"]["scene"]["heareval_self"]
 
-    def with_tasks(pooled: float | None, per_task: dict) -> str:
-        return f"{rho_text(pooled)} (" + " / ".join(rho_text(v) for v in per_task.values()) + ")"
-
     def reproduced(kinds: dict, before_name: str) -> str:
         before = load_json(root, f"{EVAL}/{before_name}")
         same, total = identical_kind_scores(
@@ -2031,7 +2033,8 @@ def fastprobe_mlp(root: Path) -> str:
            "|---|---|---:|---|---|---|"]
     for row in rows:
         out.append(f"| {row.what} | {row.reference} | {rho_text(row.heareval_self)} | "
-                   f"**{with_tasks(*row.rhos['mlp'])}** | {with_tasks(*row.rhos['logistic'])} | "
+                   f"**{rho_with_tasks(row.rhos['mlp'][0], row.rhos['mlp'][1].values())}** | "
+                   f"{rho_with_tasks(row.rhos['logistic'][0], row.rhos['logistic'][1].values())} | "
                    f"{speed_text(row.speedups)} ({row.machines}) |")
     fit = "; ".join(
         f"{row.what}: mean {statistics.mean(row.gaps.values()):+.3f}, "
